@@ -1,0 +1,1 @@
+"""Data package: schema DDL per backend (schema/) and named queries (queries/)."""

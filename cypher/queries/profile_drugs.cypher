@@ -1,0 +1,7 @@
+// description: A disease's drugs with class and line of treatment
+// params: disease (Disease id)
+// columns: drug_id, drug, drug_class, line
+MATCH (d:Disease {id: $disease})-[t:TREATED_WITH]->(x:Drug)
+RETURN x.id AS drug_id, x.name AS drug, x.drug_class AS drug_class,
+       coalesce(t.line, 'first') AS line
+ORDER BY drug_id

@@ -1,0 +1,16 @@
+// description: Guidelines of a disease (report sections, style) and of its symptom categories (annotation)
+// params: disease (Disease id)
+// columns: guideline_id, title, text, kind, order, category_id
+MATCH (d:Disease {id: $disease})-[:GUIDED_BY]->(g:Guideline)
+RETURN g.id AS guideline_id, g.title AS title, g.text AS text, coalesce(g.kind, 'annotation') AS kind,
+       coalesce(g.order, 0) AS order, null AS category_id
+UNION
+MATCH (d:Disease {id: $disease})-[:PRESENTS]->(:Symptom)-[:IN_CATEGORY]->(c:SymptomCategory)
+MATCH (c)-[:GUIDED_BY]->(g:Guideline)
+RETURN g.id AS guideline_id, g.title AS title, g.text AS text, coalesce(g.kind, 'annotation') AS kind,
+       coalesce(g.order, 0) AS order, c.id AS category_id
+UNION
+MATCH (d:Disease {id: $disease})-[:HAS_WINDOW]->(:TrajectoryWindow)-[:OBSERVES]->(c:SymptomCategory)
+MATCH (c)-[:GUIDED_BY]->(g:Guideline)
+RETURN g.id AS guideline_id, g.title AS title, g.text AS text, coalesce(g.kind, 'annotation') AS kind,
+       coalesce(g.order, 0) AS order, c.id AS category_id

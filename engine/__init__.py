@@ -1,0 +1,1 @@
+"""The engine: walks the graph, builds generation specs and prompts, runs LLMs, evaluates."""

@@ -1,0 +1,1 @@
+"""The ``kgsynth`` command line."""

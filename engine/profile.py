@@ -1,0 +1,355 @@
+"""``DiseaseProfile``: everything a recipe needs about one disease and ICD code, read once.
+
+A profile is read with a fixed handful of named queries per disease (never one per record)
+and carries ``content_hash``, the sha256 of the canonical JSON of everything it holds, so a
+change to the graph content a run used changes every record's provenance.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.errors import EngineError
+from kg.model import icd_code_error
+from kg.queries import get_query
+from kg.store import GraphStore
+
+Row = dict[str, Any]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IcdRef(_Frozen):
+    code: str
+    title: str | None = None
+    primary: bool = False
+
+
+class CategoryRef(_Frozen):
+    id: str
+    name: str
+    scheme: str
+
+
+class SymptomInfo(_Frozen):
+    id: str
+    name: str
+    synonyms: tuple[str, ...] = ()
+    weight: float | None = None
+    categories: tuple[CategoryRef, ...] = ()
+
+    @property
+    def surface_forms(self) -> tuple[str, ...]:
+        """The name then the synonyms, without case-insensitive repeats."""
+        seen: set[str] = set()
+        out = []
+        for form in (self.name, *self.synonyms):
+            key = form.strip().lower()
+            if key and key not in seen:
+                seen.add(key)
+                out.append(form.strip())
+        return tuple(out)
+
+    def category_in(self, scheme: str) -> CategoryRef | None:
+        """The symptom's category in ``scheme`` (the first by id when there are several)."""
+        return next((c for c in self.categories if c.scheme == scheme), None)
+
+
+class Observation(_Frozen):
+    target_id: str
+    kind: Literal["SymptomCategory", "Symptom"]
+    name: str
+    scheme: str | None = None
+    frequency: float
+
+
+class WindowInfo(_Frozen):
+    id: str
+    name: str
+    order: int
+    start_months: float
+    end_months: float
+    weight: float | None = None
+    observations: tuple[Observation, ...] = ()
+
+
+class StratumShare(_Frozen):
+    id: str
+    attribute: str
+    value: str
+    share: float
+
+
+class RiskInfo(_Frozen):
+    id: str
+    name: str
+    kind: str
+    prevalence: float
+    stratum_id: str | None = None
+    attribute: str | None = None
+    value: str | None = None
+
+
+class GuidelineInfo(_Frozen):
+    id: str
+    title: str
+    text: str
+    kind: str
+    order: int = 0
+    category_id: str | None = None
+
+
+class ExampleInfo(_Frozen):
+    id: str
+    origin: str
+    text: str
+
+
+class DrugInfo(_Frozen):
+    id: str
+    name: str
+    drug_class: str | None = None
+    line: str = "first"
+
+
+class DiseaseProfile(_Frozen):
+    """One disease (and the ICD code it is used for) as the engine sees it."""
+
+    disease_id: str
+    disease: str
+    synonyms: tuple[str, ...] = ()
+    description: str | None = None
+    prevalence: float | None = None
+    icd: IcdRef | None = None
+    codes: tuple[IcdRef, ...] = ()
+    symptoms: tuple[SymptomInfo, ...] = ()
+    windows: tuple[WindowInfo, ...] = ()
+    strata: tuple[StratumShare, ...] = ()
+    risks: tuple[RiskInfo, ...] = ()
+    guidelines: tuple[GuidelineInfo, ...] = ()
+    examples: tuple[ExampleInfo, ...] = ()
+    drugs: tuple[DrugInfo, ...] = ()
+    content_hash: str = ""
+
+    def computed_hash(self) -> str:
+        """sha256 of the canonical JSON of every field but ``content_hash``."""
+        return content_hash(self.model_dump(mode="json", exclude={"content_hash"}))
+
+    def schemes(self) -> list[str]:
+        """Category schemes with window observations, the most observed first."""
+        counts: dict[str, int] = {}
+        for window in self.windows:
+            for obs in window.observations:
+                if obs.kind == "SymptomCategory" and obs.scheme:
+                    counts[obs.scheme] = counts.get(obs.scheme, 0) + 1
+        return sorted(counts, key=lambda s: (-counts[s], s))
+
+    def report_sections(self) -> tuple[GuidelineInfo, ...]:
+        return tuple(g for g in self.guidelines if g.kind == "report_section")
+
+
+class Target(_Frozen):
+    """A resolved request: the disease and the ICD code records are generated for."""
+
+    disease_id: str
+    disease: str
+    icd: IcdRef | None = None
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(data: Any) -> str:
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def _run(store: GraphStore, name: str, **params: Any) -> list[Row]:
+    return store.read(get_query(name).text, params)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
+    """Read ``target``'s profile with the ``profile_*`` named queries (nine reads)."""
+    disease = target.disease_id
+    head = _run(store, "profile_disease", disease=disease)
+    if not head:
+        raise EngineError(f"disease {disease!r} is not in the graph")
+    d = head[0]
+    symptoms: dict[str, SymptomInfo] = {}
+    for r in _run(store, "profile_symptoms", disease=disease):
+        known = symptoms.get(r["symptom_id"])
+        if known is not None and known.weight is not None:
+            continue
+        symptoms[r["symptom_id"]] = SymptomInfo(
+            id=r["symptom_id"],
+            name=r["symptom"],
+            synonyms=tuple(r["synonyms"] or ()),
+            weight=_float(r["weight"]),
+            categories=tuple(sorted((CategoryRef(**c) for c in r["categories"]),
+                                    key=lambda c: c.id)),
+        )
+    windows = [
+        WindowInfo(
+            id=r["window_id"], name=r["window"], order=int(r["order"]),
+            start_months=float(r["start_months"]), end_months=float(r["end_months"]),
+            weight=_float(r["weight"]),
+            observations=tuple(sorted(
+                (Observation(target_id=o["target_id"], kind=o["kind"], name=o["name"],
+                             scheme=o["scheme"], frequency=float(o["frequency"]))
+                 for o in r["observations"]),
+                key=lambda o: o.target_id,
+            )),
+        )
+        for r in _run(store, "profile_windows", disease=disease)
+    ]
+    strata = [
+        StratumShare(id=r["stratum_id"], attribute=r["attribute"], value=r["value"],
+                     share=float(r["share"]))
+        for r in _run(store, "demographic_strata", disease=disease)
+    ]
+    risks = [
+        RiskInfo(id=r["risk_factor_id"], name=r["risk_factor"], kind=r["kind"] or "risk_factor",
+                 prevalence=float(r["prevalence"]), stratum_id=r["stratum_id"],
+                 attribute=r["attribute"], value=r["value"])
+        for r in _run(store, "profile_risks", disease=disease)
+    ]
+    guidelines = {
+        (r["guideline_id"], r["category_id"]): _guideline(r)
+        for r in _run(store, "profile_guidelines", disease=disease)
+    }
+    if not any(g.kind == "report_section" for g in guidelines.values()):
+        for r in _run(store, "shared_report_sections"):
+            guidelines[(r["guideline_id"], None)] = _guideline(r)
+    examples = [ExampleInfo(id=r["note_id"], origin=r["origin"], text=r["text"])
+                for r in _run(store, "profile_examples", disease=disease)]
+    drugs = [DrugInfo(id=r["drug_id"], name=r["drug"], drug_class=r["drug_class"], line=r["line"])
+             for r in _run(store, "profile_drugs", disease=disease)]
+    fields: dict[str, Any] = {
+        "disease_id": d["disease_id"],
+        "disease": d["disease"],
+        "synonyms": tuple(d["synonyms"] or ()),
+        "description": d["description"],
+        "prevalence": _float(d["prevalence"]),
+        "icd": target.icd,
+        "codes": tuple(sorted((IcdRef(**c) for c in d["codes"]), key=lambda c: c.code)),
+        "symptoms": tuple(sorted(symptoms.values(), key=lambda s: s.id)),
+        "windows": tuple(sorted(windows, key=lambda w: (w.order, w.id))),
+        "strata": tuple(sorted(strata, key=lambda s: (s.attribute, s.value, s.id))),
+        "risks": tuple(sorted(risks, key=lambda r: (r.id, r.stratum_id or ""))),
+        "guidelines": tuple(sorted(guidelines.values(),
+                                   key=lambda g: (g.kind, g.order, g.id, g.category_id or ""))),
+        "examples": tuple(sorted(examples, key=lambda e: e.id)),
+        "drugs": tuple(sorted(drugs, key=lambda x: x.id)),
+    }
+    profile = DiseaseProfile(**fields)
+    return profile.model_copy(update={"content_hash": profile.computed_hash()})
+
+
+def _guideline(r: Row) -> GuidelineInfo:
+    return GuidelineInfo(id=r["guideline_id"], title=r["title"], text=r["text"], kind=r["kind"],
+                         order=int(r["order"]), category_id=r["category_id"])
+
+
+class Catalogue:
+    """Every disease with its codes, read once: resolves names and codes, suggests matches."""
+
+    def __init__(self, store: GraphStore) -> None:
+        self.store = store
+        self.rows = _run(store, "disease_catalogue")
+
+    def _target(self, row: Row, icd: IcdRef | None) -> Target:
+        return Target(disease_id=row["disease_id"], disease=row["disease"], icd=icd)
+
+    @staticmethod
+    def primary_code(row: Row) -> IcdRef | None:
+        codes = sorted((IcdRef(**c) for c in row["codes"]), key=lambda c: (not c.primary, c.code))
+        return codes[0] if codes else None
+
+    def disease(self, text: str) -> Target:
+        """The disease whose id, name or synonym is ``text`` (case-insensitive)."""
+        key = text.strip().lower()
+        for field in ("disease_id", "disease", "synonyms"):
+            for row in self.rows:
+                values = row[field] if field == "synonyms" else [row[field]]
+                if any(str(v).lower() == key for v in values):
+                    return self._target(row, self.primary_code(row))
+        raise EngineError(f"unknown disease {text!r}; {self._suggest_diseases(key)}")
+
+    def _suggest_diseases(self, key: str) -> str:
+        names: dict[str, str] = {}
+        for row in self.rows:
+            label = f"{row['disease']} ({row['disease_id']})"
+            for value in [row["disease"], row["disease_id"], *row["synonyms"]]:
+                names.setdefault(str(value).lower(), label)
+        hits = [names[n] for n in names if key and key in n]
+        hits += [names[n] for n in difflib.get_close_matches(key, list(names), n=5, cutoff=0.5)]
+        return _closest(hits, "diseases", "kgsynth kg query disease_search --param text=...")
+
+    def icd(self, code: str) -> Target:
+        """The disease coded as ``code`` or, failing that, as its nearest coded ancestor."""
+        code = normalise_code(code)
+        if (problem := icd_code_error(code)) is not None:
+            raise EngineError(f"{problem}; {self._suggest_codes(code)}")
+        rows = _run(self.store, "disease_by_icd", icd=code)
+        if rows:
+            nearest = min(r["distance"] for r in rows)
+            best = sorted((r for r in rows if r["distance"] == nearest),
+                          key=lambda r: (not r["primary"], r["disease_id"]))[0]
+            known = _run(self.store, "icd_lookup", icd=code)
+            title = known[0]["title"] if known else None
+            return Target(disease_id=best["disease_id"], disease=best["disease"],
+                          icd=IcdRef(code=code, title=title, primary=bool(best["primary"])))
+        known = _run(self.store, "icd_lookup", icd=code)
+        if known:
+            raise EngineError(
+                f"ICD-10-CM {code} ({known[0]['title']}) is in the catalogue, but no disease in "
+                f"the graph is coded as {code} or any of its ancestors; "
+                f"{self._suggest_codes(code)}"
+            )
+        raise EngineError(f"unknown ICD-10-CM code {code!r}; {self._suggest_codes(code)}")
+
+    def _suggest_codes(self, code: str) -> str:
+        coded: dict[str, str] = {}
+        for row in self.rows:
+            for c in row["codes"]:
+                coded.setdefault(c["code"], f"{c['code']} {c['title'] or ''} ({row['disease']})")
+        prefix = [coded[c] for c in sorted(coded) if code[:3] and c.startswith(code[:3])]
+        close = difflib.get_close_matches(code, list(coded), n=5, cutoff=0.4)
+        return _closest(prefix[:5] + [coded[c] for c in close], "coded ICD-10-CM codes",
+                        "kgsynth kg query icd_subtree --param icd=...")
+
+    def prevalence_pool(self) -> list[tuple[Target, float]]:
+        """Diseases with a prevalence and an ICD code, with that prevalence."""
+        pool = []
+        for row in self.rows:
+            icd = self.primary_code(row)
+            if row["prevalence"] is not None and icd is not None:
+                pool.append((self._target(row, icd), float(row["prevalence"])))
+        return pool
+
+
+def _closest(hits: Iterable[str], what: str, hint: str) -> str:
+    unique = list(dict.fromkeys(hits))[:5]
+    if not unique:
+        return f"no similar {what} in the graph (browse with `{hint}`)"
+    return f"closest {what}: " + "; ".join(unique)
+
+
+def normalise_code(code: str) -> str:
+    """``g309``, ``ICD10CM:G30.9`` and `` G30.9 `` all become ``G30.9``."""
+    code = code.strip().upper().removeprefix("ICD10CM:").removeprefix("ICD-10-CM:")
+    if "." not in code and len(code) > 3 and "-" not in code:
+        code = f"{code[:3]}.{code[3:]}"
+    return code

@@ -1,0 +1,193 @@
+"""Symptom-trajectory alignment (DualAlign): a window per record, then keywords by category.
+
+For window ``w`` with category frequencies ``f[w, c]`` (OBSERVES, one scheme):
+
+* the number of keywords is ``k = sround(m * sum_c f[w, c])`` (stochastic rounding, so
+  ``E[k] = m * sum_c f[w, c]``), clipped to ``[min_keywords, max_keywords]``, where ``m`` is
+  the keyword multiplier (5 in the paper);
+* each of the ``k`` slots takes category ``c`` with probability ``f[w, c] / sum_c f[w, c]``;
+* within a category, symptoms are drawn without replacement by Gumbel-top-k on
+  ``log weight``, where a symptom's weight is its OBSERVES frequency in ``w`` if the window
+  observes it, else its PRESENTS weight, else 1; a category that runs out of symptoms
+  yields fewer keywords (so no keyword repeats within a record);
+* each chosen symptom is written as one of its surface forms (name or synonym), uniformly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from engine.errors import EngineError
+from engine.profile import DiseaseProfile, SymptomInfo, WindowInfo
+from engine.samplers.rng import Stage, stage_uniforms
+from engine.samplers.tables import IntArray, cumulative, draw, draw_rows, gumbel, normalised
+from engine.spec import Keyword, WindowRef
+
+WindowWeighting = Literal["auto", "graph", "uniform"]
+
+
+def _span(months: float) -> str:
+    m = abs(months)
+    if m >= 12 and m % 12 == 0:
+        years = int(m // 12)
+        return f"{years} year{'s' if years != 1 else ''}"
+    value = int(m) if float(m).is_integer() else m
+    return f"{value} month{'s' if value != 1 else ''}"
+
+
+def _between(a: float, b: float) -> str:
+    """``3 and 5 years`` when both ends share a unit, else ``6 months and 2 years``."""
+    left, right = _span(a), _span(b)
+    if left.split(" ")[1].rstrip("s") == right.split(" ")[1].rstrip("s"):
+        left = left.split(" ")[0]
+    return f"{left} and {right}"
+
+
+def describe_window(start: float, end: float) -> str:
+    """A window in words, relative to the diagnosis, e.g. ``between 3 and 5 years before``."""
+    if end <= 0:
+        if end == 0:
+            return f"within the {_span(start)} before the diagnosis"
+        return f"between {_between(-end, -start)} before the diagnosis"
+    if start >= 0:
+        if start == 0:
+            return f"within the first {_span(end)} after the diagnosis"
+        return f"between {_between(start, end)} after the diagnosis"
+    return f"around the time of the diagnosis (from {_span(start)} before to {_span(end)} after)"
+
+
+def window_ref(w: WindowInfo) -> WindowRef:
+    return WindowRef(id=w.id, name=w.name, order=w.order, start_months=w.start_months,
+                     end_months=w.end_months, phrase=describe_window(w.start_months, w.end_months),
+                     diagnosed=w.start_months >= 0)
+
+
+@dataclass(frozen=True)
+class TrajectoryBatch:
+    windows: IntArray  # (n,) window index
+    keywords: list[list[Keyword]]
+
+
+class TrajectorySampler:
+    """A profile's windows, category frequencies and keyword pool as numpy tables."""
+
+    def __init__(
+        self,
+        profile: DiseaseProfile,
+        scheme: str | None = None,
+        window_weights: WindowWeighting = "auto",
+        keyword_multiplier: float = 5.0,
+        min_keywords: int = 1,
+        max_keywords: int = 30,
+    ) -> None:
+        name = profile.disease
+        schemes = profile.schemes()
+        if not profile.windows or not schemes:
+            raise EngineError(f"{name} has no trajectory windows with category frequencies "
+                              "(OBSERVES); it cannot drive the trajectory sampler")
+        if scheme is None:
+            scheme = schemes[0]
+        elif scheme not in schemes:
+            raise EngineError(f"{name} has no window frequencies for category scheme {scheme!r}; "
+                              f"schemes with frequencies: {', '.join(schemes)}")
+        self.scheme = scheme
+        self.windows = profile.windows
+        self.window_refs = [window_ref(w) for w in profile.windows]
+        self._window_cum = cumulative(self._window_probs(profile, window_weights))
+        pool: list[tuple[SymptomInfo, str, str]] = []
+        for s in profile.symptoms:
+            cat = s.category_in(scheme)
+            if cat is not None:
+                pool.append((s, cat.id, cat.name))
+        pool.sort(key=lambda p: (p[1], p[0].id))
+        categories = sorted({(p[1], p[2]) for p in pool})
+        for w in profile.windows:
+            for o in w.observations:
+                if o.kind == "SymptomCategory" and o.scheme == scheme and (o.target_id, o.name) \
+                        not in categories:
+                    categories.append((o.target_id, o.name))
+        self.categories = sorted(categories)
+        cat_index = {c[0]: i for i, c in enumerate(self.categories)}
+        n_w, n_c = len(self.windows), len(self.categories)
+        freq = np.zeros((n_w, n_c))
+        for i, w in enumerate(self.windows):
+            for o in w.observations:
+                if o.kind == "SymptomCategory" and o.scheme == scheme:
+                    freq[i, cat_index[o.target_id]] = o.frequency
+            if freq[i].sum() <= 0:
+                raise EngineError(f"{name}: window {w.name!r} has no frequencies for scheme "
+                                  f"{scheme!r}")
+        self.category_probs = freq / freq.sum(axis=1, keepdims=True)
+        self._category_cum = cumulative(self.category_probs)
+        self.expected_keywords = keyword_multiplier * freq.sum(axis=1)
+        if min_keywords < 0 or max_keywords < max(min_keywords, 1):
+            raise EngineError("keywords: need 0 <= min_keywords <= max_keywords and max >= 1")
+        self.min_keywords, self.max_keywords = min_keywords, max_keywords
+        self.k_max = int(min(max_keywords, max(min_keywords, np.ceil(self.expected_keywords.max()))))
+        self.pool_category = np.array([cat_index[p[1]] for p in pool], dtype=np.int64)
+        self.members = [np.flatnonzero(self.pool_category == c) for c in range(n_c)]
+        weights = np.ones((n_w, len(pool)))
+        for j, (s, _, _) in enumerate(pool):
+            if s.weight is not None:
+                weights[:, j] = s.weight
+        index = {p[0].id: j for j, p in enumerate(pool)}
+        for i, w in enumerate(self.windows):
+            for o in w.observations:
+                if o.kind == "Symptom" and o.target_id in index:
+                    weights[i, index[o.target_id]] = o.frequency
+        with np.errstate(divide="ignore"):
+            self._log_weights = np.log(weights)
+        self.keywords = [
+            [Keyword(text=form, symptom_id=s.id, symptom=s.name, category_id=cid, category=cname)
+             for form in s.surface_forms]
+            for s, cid, cname in pool
+        ]
+        self._n_forms = np.array([len(k) for k in self.keywords], dtype=np.int64)
+        self.n_uniforms = 2 + self.k_max + 2 * len(pool)
+
+    def _window_probs(self, profile: DiseaseProfile, mode: WindowWeighting) -> np.ndarray:
+        weights = [w.weight for w in profile.windows]
+        have = all(w is not None for w in weights)
+        if mode == "graph" and not have:
+            missing = [w.name for w in profile.windows if w.weight is None]
+            raise EngineError(f"{profile.disease}: windows without a weight: {', '.join(missing)}; "
+                              "use window_weights=uniform")
+        if mode == "uniform" or not have:
+            return np.full(len(weights), 1.0 / len(weights))
+        return normalised([float(w or 0.0) for w in weights], f"{profile.disease}: window weights")
+
+    def sample(self, run_seed: int, indices: IntArray) -> TrajectoryBatch:
+        n, p = len(indices), len(self.keywords)
+        u = stage_uniforms(run_seed, indices, Stage.TRAJECTORY, self.n_uniforms)
+        win = draw(self._window_cum, u[:, 0])
+        lam = self.expected_keywords[win]
+        k = np.floor(lam) + (u[:, 1] < lam - np.floor(lam))
+        k = np.clip(k, self.min_keywords, self.k_max).astype(np.int64)
+        slots = 2 + np.arange(self.k_max)
+        cats = draw_rows(self._category_cum, np.repeat(win, self.k_max),
+                         u[:, slots].ravel()).reshape(n, self.k_max)
+        used = np.arange(self.k_max)[None, :] < k[:, None]
+        counts = np.zeros((n, len(self.categories)), dtype=np.int64)
+        np.add.at(counts, (np.repeat(np.arange(n), self.k_max)[used.ravel()], cats[used]), 1)
+        base = 2 + self.k_max
+        keys = self._log_weights[win] + gumbel(u[:, base : base + p])
+        chosen = np.zeros((n, p), dtype=bool)
+        for c, members in enumerate(self.members):
+            if members.size == 0:
+                continue
+            sub = keys[:, members]
+            take = np.minimum(counts[:, c], np.isfinite(sub).sum(axis=1))
+            ranked = -np.sort(-sub, axis=1)
+            threshold = ranked[np.arange(n), np.maximum(take - 1, 0)]
+            chosen[:, members] = (sub >= threshold[:, None]) & (take[:, None] > 0) & np.isfinite(sub)
+        forms = np.floor(u[:, base + p :] * self._n_forms).astype(np.int64)
+        order = np.argsort(np.where(chosen, -keys, np.inf), axis=1, kind="stable")
+        per_record = chosen.sum(axis=1)
+        out = []
+        for i in range(n):
+            cols = order[i, : per_record[i]]
+            out.append([self.keywords[j][forms[i, j]] for j in cols])
+        return TrajectoryBatch(win, out)

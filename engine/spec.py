@@ -1,0 +1,108 @@
+"""``GenerationSpec``: the complete, self-contained constraints for generating one record.
+
+A spec is a pure function of (graph content, recipe, recipe parameters, run seed, record
+index): the same inputs give byte-identical JSON whatever the batch size or worker count.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RiskFactorRef(_Frozen):
+    id: str
+    name: str
+    kind: str
+
+
+class Persona(_Frozen):
+    """Demographics (stratum attribute -> value), exact age and present risk factors."""
+
+    age: int | None = None
+    attributes: dict[str, str] = {}
+    risk_factors: tuple[RiskFactorRef, ...] = ()
+
+    def get(self, attribute: str) -> str | None:
+        return self.attributes.get(attribute)
+
+
+class WindowRef(_Frozen):
+    """The time-to-diagnosis window of a record (months relative to diagnosis)."""
+
+    id: str
+    name: str
+    order: int
+    start_months: float
+    end_months: float
+    phrase: str
+    diagnosed: bool
+
+
+class Keyword(_Frozen):
+    """A symptom keyword (one surface form) and the category it stands for."""
+
+    text: str
+    symptom_id: str
+    symptom: str
+    category_id: str
+    category: str
+
+
+class SymptomRef(_Frozen):
+    id: str
+    name: str
+    weight: float | None = None
+    categories: tuple[str, ...] = ()
+
+
+class Section(_Frozen):
+    """One report section (from a ``report_section`` guideline), in order."""
+
+    id: str
+    title: str
+    guidance: str
+
+
+class ExampleRef(_Frozen):
+    """An example note given as style context; outputs must never copy it."""
+
+    id: str
+    origin: str
+    text: str
+
+
+class GenerationSpec(_Frozen):
+    """Everything needed to prompt for one record, plus what provenance needs."""
+
+    recipe: str
+    run_seed: int
+    record_index: int
+    record_id: str
+    record_seed: int
+    icd_code: str | None = None
+    icd_title: str | None = None
+    disease_id: str
+    disease: str
+    persona: Persona | None = None
+    window: WindowRef | None = None
+    scheme: str | None = None
+    keywords: tuple[Keyword, ...] = ()
+    symptoms: tuple[SymptomRef, ...] = ()
+    sections: tuple[Section, ...] = ()
+    examples: tuple[ExampleRef, ...] = ()
+    template_id: str
+    template_hash: str
+    kg_hash: str
+
+    @property
+    def example_note_ids(self) -> tuple[str, ...]:
+        return tuple(e.id for e in self.examples)
+
+
+def record_id(recipe: str, run_seed: int, index: int) -> str:
+    """Stable, readable record id: recipe, run seed and zero-padded index."""
+    return f"{recipe}-{run_seed}-{index:08d}"

@@ -1,0 +1,1 @@
+"""The clinical knowledge graph: entity models, stores, named queries, seed content."""

@@ -1,0 +1,316 @@
+"""Pydantic models for every node and relationship of the clinical knowledge graph.
+
+Nodes are identified by CURIE-style ids unique per label. Relationships are identified
+by (type, start, end) plus the type's extra key properties (see ``REL_KEYS``). Every
+curated number may carry ``source`` (a ``Source`` id) and ``remarks``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+CURIE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*:[^\s]+$")
+ICD10CM_CODE_RE = re.compile(r"^[A-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
+ICD10CM_BLOCK_RE = re.compile(r"^[A-Z][0-9][0-9A-Z]-[A-Z][0-9][0-9A-Z]$")
+ICD10CM_CHAPTER_RE = re.compile(r"^[1-9][0-9]?$")
+
+
+def _curie(value: str) -> str:
+    if not CURIE_RE.match(value):
+        raise ValueError(f"{value!r} is not a CURIE-style id (prefix:local, no spaces)")
+    return value
+
+
+Curie = Annotated[str, AfterValidator(_curie)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def icd_code_error(code: str, kind: str = "code") -> str | None:
+    """Return why ``code`` is not valid ICD-10-CM syntax for ``kind``, or None."""
+    pattern = {
+        "chapter": ICD10CM_CHAPTER_RE,
+        "block": ICD10CM_BLOCK_RE,
+    }.get(kind, ICD10CM_CODE_RE)
+    if pattern.match(code):
+        return None
+    return f"{code!r} is not a valid ICD-10-CM {kind}"
+
+
+class Entity(BaseModel):
+    """Base of every node: an id plus optional citation and remarks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: ClassVar[str] = ""
+
+    id: Curie
+    source: Curie | None = None
+    remarks: str | None = None
+
+
+class Source(Entity):
+    label: ClassVar[str] = "Source"
+    citation: str = Field(min_length=3)
+    year: int | None = Field(default=None, ge=1800, le=2100)
+    url: str | None = None
+    license: str | None = None
+
+
+class Disease(Entity):
+    label: ClassVar[str] = "Disease"
+    name: str = Field(min_length=1)
+    synonyms: list[str] = Field(default_factory=list)
+    description: str | None = None
+    prevalence: Probability | None = None
+    xrefs: list[str] = Field(default_factory=list)
+
+
+class IcdCode(Entity):
+    label: ClassVar[str] = "IcdCode"
+    system: Literal["ICD-10-CM"] = "ICD-10-CM"
+    code: str
+    title: str = Field(min_length=1)
+    kind: Literal["chapter", "block", "category", "code"] = "code"
+    chapter: str | None = None
+    block: str | None = None
+    billable: bool = False
+
+    @model_validator(mode="after")
+    def _check_code(self) -> IcdCode:
+        error = icd_code_error(self.code, "code" if self.kind == "category" else self.kind)
+        if error:
+            raise ValueError(error)
+        if self.id != f"ICD10CM:{self.code}":
+            raise ValueError(f"id must be 'ICD10CM:{self.code}', got {self.id!r}")
+        return self
+
+
+class Symptom(Entity):
+    label: ClassVar[str] = "Symptom"
+    name: str = Field(min_length=1)
+    synonyms: list[str] = Field(default_factory=list)
+    definition: str | None = None
+    xrefs: list[str] = Field(default_factory=list)
+
+
+class SymptomCategory(Entity):
+    label: ClassVar[str] = "SymptomCategory"
+    name: str = Field(min_length=1)
+    scheme: str = Field(min_length=1)
+    description: str | None = None
+
+
+class TrajectoryWindow(Entity):
+    label: ClassVar[str] = "TrajectoryWindow"
+    name: str = Field(min_length=1)
+    order: int = Field(ge=0)
+    start_months: float
+    end_months: float
+    weight: Probability | None = None
+
+    @model_validator(mode="after")
+    def _check_span(self) -> TrajectoryWindow:
+        if self.start_months >= self.end_months:
+            raise ValueError(
+                f"start_months ({self.start_months}) must be below end_months ({self.end_months})"
+            )
+        return self
+
+
+class Stratum(Entity):
+    label: ClassVar[str] = "Stratum"
+    attribute: str = Field(pattern=r"^[a-z_]+(&[a-z_]+)*$")
+    value: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_parts(self) -> Stratum:
+        if self.attribute.count("&") != self.value.count("&"):
+            raise ValueError("a joint stratum needs one '&'-separated value per attribute")
+        return self
+
+
+class RiskFactor(Entity):
+    label: ClassVar[str] = "RiskFactor"
+    name: str = Field(min_length=1)
+    kind: Literal["comorbidity", "risk_factor", "exposure", "social"] = "risk_factor"
+    synonyms: list[str] = Field(default_factory=list)
+
+
+class Drug(Entity):
+    label: ClassVar[str] = "Drug"
+    name: str = Field(min_length=1)
+    drug_class: str | None = None
+    rxnorm: str | None = None
+
+
+class Guideline(Entity):
+    label: ClassVar[str] = "Guideline"
+    title: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    kind: Literal["annotation", "report_section", "style"] = "annotation"
+    order: int = 0
+
+
+class ExampleNote(Entity):
+    label: ClassVar[str] = "ExampleNote"
+    text: str = Field(min_length=1)
+    origin: Literal["real", "synthetic"]
+    license: str | None = None
+
+
+NODE_MODELS: dict[str, type[Entity]] = {
+    m.label: m
+    for m in (
+        Source,
+        Disease,
+        IcdCode,
+        Symptom,
+        SymptomCategory,
+        TrajectoryWindow,
+        Stratum,
+        RiskFactor,
+        Drug,
+        Guideline,
+        ExampleNote,
+    )
+}
+
+
+class Relationship(BaseModel):
+    """Base of every relationship: start and end node ids plus citation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: ClassVar[str] = ""
+    ends: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    start: Curie
+    end: Curie
+    source: Curie | None = None
+    remarks: str | None = None
+
+
+class CodedAs(Relationship):
+    type: ClassVar[str] = "CODED_AS"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "IcdCode"),)
+    primary: bool = False
+
+
+class ParentOf(Relationship):
+    type: ClassVar[str] = "PARENT_OF"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("IcdCode", "IcdCode"),)
+
+
+class IsA(Relationship):
+    type: ClassVar[str] = "IS_A"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("Symptom", "Symptom"),
+        ("Disease", "Disease"),
+        ("SymptomCategory", "SymptomCategory"),
+    )
+
+
+class Presents(Relationship):
+    type: ClassVar[str] = "PRESENTS"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Symptom"),)
+    weight: Probability
+
+
+class InCategory(Relationship):
+    type: ClassVar[str] = "IN_CATEGORY"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Symptom", "SymptomCategory"),)
+
+
+class HasWindow(Relationship):
+    type: ClassVar[str] = "HAS_WINDOW"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "TrajectoryWindow"),)
+
+
+class Observes(Relationship):
+    type: ClassVar[str] = "OBSERVES"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("TrajectoryWindow", "SymptomCategory"),
+        ("TrajectoryWindow", "Symptom"),
+    )
+    frequency: Probability
+
+
+class PrevalenceIn(Relationship):
+    type: ClassVar[str] = "PREVALENCE"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Stratum"),)
+    share: Probability
+
+
+class Risk(Relationship):
+    """Risk factor prevalence among people with the disease, optionally within a stratum.
+
+    A conditional table is several RISK relationships between the same pair, one per
+    ``stratum`` (a ``Stratum`` id); ``stratum`` absent means the whole population.
+    """
+
+    type: ClassVar[str] = "RISK"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "RiskFactor"),)
+    prevalence: Probability
+    stratum: Curie | None = None
+
+
+class TreatedWith(Relationship):
+    type: ClassVar[str] = "TREATED_WITH"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Drug"),)
+    line: Literal["first", "second", "adjunct"] = "first"
+
+
+class GuidedBy(Relationship):
+    type: ClassVar[str] = "GUIDED_BY"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("SymptomCategory", "Guideline"),
+        ("Disease", "Guideline"),
+    )
+
+
+class ExampleOf(Relationship):
+    type: ClassVar[str] = "EXAMPLE_OF"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("ExampleNote", "Disease"),)
+
+
+REL_MODELS: dict[str, type[Relationship]] = {
+    m.type: m
+    for m in (
+        CodedAs,
+        ParentOf,
+        IsA,
+        Presents,
+        InCategory,
+        HasWindow,
+        Observes,
+        PrevalenceIn,
+        Risk,
+        TreatedWith,
+        GuidedBy,
+        ExampleOf,
+    )
+}
+
+#: Extra properties that, with (type, start, end), identify a relationship.
+REL_KEYS: dict[str, tuple[str, ...]] = {"RISK": ("stratum",)}
+
+#: The allow-list of labels and relationship types that may appear in any Cypher text.
+LABELS: frozenset[str] = frozenset(NODE_MODELS)
+REL_TYPES: frozenset[str] = frozenset(REL_MODELS)
+
+
+def node_props(node: Entity) -> dict[str, Any]:
+    """Properties to store for ``node`` (None values dropped; the id included)."""
+    return node.model_dump(exclude_none=True)
+
+
+def rel_props(rel: Relationship) -> dict[str, Any]:
+    """Properties to store on ``rel`` (start/end excluded, None values dropped)."""
+    return rel.model_dump(exclude_none=True, exclude={"start", "end"})
+
+
+def rel_key(rel_type: str, start: str, end: str, props: dict[str, Any]) -> tuple[str, ...]:
+    """The identity of a relationship: type, ends and the type's key properties."""
+    extra = tuple(str(props.get(k) or "") for k in REL_KEYS.get(rel_type, ()))
+    return (rel_type, start, end, *extra)

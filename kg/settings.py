@@ -1,0 +1,115 @@
+"""Connection settings: flags, then environment, then config file, then the embedded default."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from platformdirs import user_config_dir, user_data_dir
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from kg.errors import KgError
+
+ENV_URI = "KGSYNTH_GRAPH_URI"
+ENV_USER = "NEO4J_USERNAME"
+ENV_PASSWORD = "NEO4J_PASSWORD"
+ENV_DATABASE = "NEO4J_DATABASE"
+ENV_CONFIG = "KGSYNTH_CONFIG"
+NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
+def default_embedded_uri() -> str:
+    return f"embedded:{Path(user_data_dir('kgsynth')) / 'graph.db'}"
+
+
+class GraphSettings(BaseModel):
+    """Where the graph lives. The password is a secret: never printed or written."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uri: str
+    username: str = "neo4j"
+    password: SecretStr | None = None
+    database: str | None = None
+    graph: str = "kgsynth"
+
+    @property
+    def backend(self) -> str:
+        scheme = self.uri.split(":", 1)[0].lower()
+        if scheme == "embedded":
+            return "embedded"
+        if scheme in NEO4J_SCHEMES:
+            return "neo4j"
+        raise KgError(
+            f"unsupported graph URI {self.display_uri!r}: use embedded:PATH, neo4j://HOST:PORT "
+            f"or bolt://HOST:PORT (set --uri or {ENV_URI})"
+        )
+
+    @property
+    def embedded_path(self) -> Path:
+        return Path(self.uri.split(":", 1)[1]).expanduser()
+
+    @property
+    def display_uri(self) -> str:
+        """The URI with any user:password part removed."""
+        if self.uri.startswith("embedded:"):
+            return self.uri
+        parts = urlsplit(self.uri)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(ENV_CONFIG)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise KgError(f"{ENV_CONFIG} points to {path}, which is not a file")
+        return path
+    for candidate in (Path("kgsynth.toml"), Path(user_config_dir("kgsynth")) / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _file_settings() -> dict[str, str]:
+    path = _config_file()
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise KgError(f"{path}: not valid TOML: {err}") from None
+    graph = data.get("graph", {})
+    if not isinstance(graph, dict):
+        raise KgError(f"{path}: [graph] must be a table")
+    if "password" in graph:
+        raise KgError(f"{path}: [graph].password is not read from files; set {ENV_PASSWORD}")
+    allowed = {"uri", "username", "database", "graph"}
+    unknown = set(graph) - allowed
+    if unknown:
+        raise KgError(f"{path}: unknown [graph] keys {sorted(unknown)}; allowed {sorted(allowed)}")
+    return {k: str(v) for k, v in graph.items()}
+
+
+def resolve_settings(
+    uri: str | None = None,
+    username: str | None = None,
+    database: str | None = None,
+    graph: str | None = None,
+) -> GraphSettings:
+    """Settings from flags, else environment, else config file, else the embedded default."""
+    fileset = _file_settings()
+    password = os.environ.get(ENV_PASSWORD)
+    settings = GraphSettings(
+        uri=uri or os.environ.get(ENV_URI) or fileset.get("uri") or default_embedded_uri(),
+        username=username or os.environ.get(ENV_USER) or fileset.get("username") or "neo4j",
+        password=SecretStr(password) if password else None,
+        database=database or os.environ.get(ENV_DATABASE) or fileset.get("database"),
+        graph=graph or fileset.get("graph") or "kgsynth",
+    )
+    _ = settings.backend  # fail early on an unsupported scheme
+    return settings

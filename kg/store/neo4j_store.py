@@ -1,0 +1,147 @@
+"""Neo4j backend over Bolt with the official driver: managed transactions, batched writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import neo4j
+from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j.exceptions import (
+    AuthError,
+    ClientError,
+    ConfigurationError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+)
+
+from kg.errors import QueryError, ReadOnlyError, StoreConnectionError
+from kg.queries import schema_statements
+from kg.settings import ENV_PASSWORD, ENV_URI, ENV_USER, GraphSettings
+from kg.store.base import GraphStore, Params, Rows, Statement
+
+
+def _plain(value: Any) -> Any:
+    """Driver values to plain Python: nodes and relationships become property dicts."""
+    if isinstance(value, neo4j.graph.Node | neo4j.graph.Relationship):
+        return dict(value.items())
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class Neo4jStore(GraphStore):
+    backend = "neo4j"
+
+    def __init__(self, settings: GraphSettings) -> None:
+        super().__init__(settings)
+        password = settings.password.get_secret_value() if settings.password else ""
+        try:
+            self._driver = GraphDatabase.driver(
+                settings.uri,
+                auth=(settings.username, password),
+                connection_timeout=10.0,
+                max_transaction_retry_time=30.0,
+                notifications_min_severity="OFF",
+            )
+            self._driver.verify_connectivity()
+        except AuthError:
+            self._close_quietly()
+            raise StoreConnectionError(
+                f"Neo4j at {settings.display_uri} refused user {settings.username!r}: wrong "
+                f"username or password (set {ENV_USER} / {ENV_PASSWORD})"
+            ) from None
+        except (ServiceUnavailable, OSError, ConfigurationError, DriverError) as err:
+            self._close_quietly()
+            raise StoreConnectionError(
+                f"cannot reach Neo4j at {settings.display_uri}: {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else 'no answer'} "
+                f"(is the server running? set --uri or {ENV_URI})"
+            ) from None
+
+    def _close_quietly(self) -> None:
+        driver = getattr(self, "_driver", None)
+        if driver is not None:
+            driver.close()
+
+    def _query_error(self, err: Neo4jError, cypher: str) -> QueryError:
+        code = err.code or ""
+        if "AccessMode" in code or "ForbiddenOnReadOnlyDatabase" in code:
+            return ReadOnlyError(
+                "this statement writes to the graph, but only read-only Cypher is allowed here"
+            )
+        first = cypher.strip().splitlines()[0][:80] if cypher.strip() else ""
+        return QueryError(f"Neo4j rejected the query ({code}): {err.message} [{first}]")
+
+    def read(self, cypher: str, params: Params | None = None) -> Rows:
+        try:
+            records, _, _ = self._driver.execute_query(
+                cypher,
+                dict(params or {}),
+                routing_=RoutingControl.READ,
+                database_=self.settings.database,
+            )
+        except ClientError as err:
+            raise self._query_error(err, cypher) from None
+        except ServiceUnavailable as err:
+            raise StoreConnectionError(f"lost Neo4j at {self.display_uri}: {err}") from None
+        return [{k: _plain(v) for k, v in r.items()} for r in records]
+
+    def write(self, cypher: str, params: Params | None = None) -> Rows:
+        try:
+            records, _, _ = self._driver.execute_query(
+                cypher,
+                dict(params or {}),
+                routing_=RoutingControl.WRITE,
+                database_=self.settings.database,
+            )
+        except ClientError as err:
+            raise self._query_error(err, cypher) from None
+        except ServiceUnavailable as err:
+            raise StoreConnectionError(f"lost Neo4j at {self.display_uri}: {err}") from None
+        return [{k: _plain(v) for k, v in r.items()} for r in records]
+
+    def run_statements(self, statements: Iterable[Statement], *, atomic: bool) -> None:
+        stmts = list(statements)
+
+        def work(tx: ManagedTransaction, todo: list[Statement]) -> None:
+            for cypher, batches in todo:
+                for rows in batches:
+                    tx.run(cypher, rows=rows).consume()
+
+        try:
+            with self._driver.session(database=self.settings.database) as session:
+                if atomic:
+                    session.execute_write(work, stmts)
+                else:
+                    for cypher, batches in stmts:
+                        for rows in batches:
+                            session.execute_write(work, [(cypher, [rows])])
+        except ClientError as err:
+            raise self._query_error(err, stmts[0][0] if stmts else "") from None
+        except ServiceUnavailable as err:
+            raise StoreConnectionError(f"lost Neo4j at {self.display_uri}: {err}") from None
+
+    def clear(self) -> None:
+        with self._driver.session(database=self.settings.database) as session:
+            session.run(
+                "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS"
+            ).consume()
+        self.apply_schema()
+
+    def schema_statements(self) -> list[str]:
+        return schema_statements("neo4j")
+
+    def server_version(self) -> str:
+        rows = self.read("CALL dbms.components() YIELD name, versions, edition "
+                         "RETURN name, versions[0] AS version, edition")
+        if not rows:
+            return "Neo4j (unknown version)"
+        r = rows[0]
+        return f"{r['name']} {r['version']} {r['edition']}"
+
+    def close(self) -> None:
+        self._driver.close()

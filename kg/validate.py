@@ -1,0 +1,270 @@
+"""Domain rules a graph must satisfy before anything is written, as pure functions.
+
+``check_graph`` runs every rule over one batch. ``validate`` checks a batch as it would
+be after writing it over the live graph (the live graph read with ``read_graph`` and the
+batch laid over it, as ``MERGE ... SET`` would leave it) and reports only the problems
+that involve the batch. ``validate_store`` checks the live graph as it is.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from kg.batch import GraphBatch, Location, Problem
+from kg.errors import ValidationFailed
+from kg.model import Entity, Relationship, TrajectoryWindow
+from kg.store.base import GraphStore
+from kg.store.writer import read_graph, resolve_endpoints
+
+ERROR = "error"
+WARNING = "warning"
+#: How far a distribution (shares, category frequencies) may sum from 1.
+SUM_TOLERANCE = 0.01
+#: The location ``read_graph`` gives to everything already in the store.
+LIVE = "graph"
+#: Relationship types whose number must cite a source, and that number's field.
+CITED_NUMBERS = {"PRESENTS": "weight", "OBSERVES": "frequency", "PREVALENCE": "share",
+                 "RISK": "prevalence"}
+HIERARCHIES = ("PARENT_OF", "IS_A")
+
+Item = Entity | Relationship
+Rule = Callable[[GraphBatch], list[Problem]]
+
+
+def overlay(base: GraphBatch, top: GraphBatch) -> GraphBatch:
+    """``base`` with ``top`` written over it: same ids/identities are replaced."""
+    out = GraphBatch()
+    for label, bucket in base.nodes.items():
+        out.nodes[label] = dict(bucket)
+    for rtype, rbucket in base.rels.items():
+        out.rels[rtype] = dict(rbucket)
+    out.locations = dict(base.locations)
+    for label, bucket in top.nodes.items():
+        out.nodes.setdefault(label, {}).update(bucket)
+    for rtype, rbucket in top.rels.items():
+        out.rels.setdefault(rtype, {}).update(rbucket)
+    out.locations.update(top.locations)
+    return out
+
+
+def _where(batch: GraphBatch, items: Iterable[Item]) -> Location:
+    """The first location of ``items`` outside the live graph, else the first one."""
+    locations = [batch.location_of(i) for i in items]
+    return next((loc for loc in locations if loc.file != LIVE), locations[0] if locations
+                else Location(LIVE))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def referential_integrity(batch: GraphBatch) -> list[Problem]:
+    """Every relationship joins existing nodes of the labels its type allows."""
+    return resolve_endpoints(batch, None)[1]
+
+
+def sources_resolve(batch: GraphBatch) -> list[Problem]:
+    """Every ``source`` names a ``Source`` node; every ``RISK.stratum`` a ``Stratum``."""
+    sources = batch.nodes.get("Source", {})
+    strata = batch.nodes.get("Stratum", {})
+    problems = []
+    items: list[Item] = [*batch.iter_nodes(), *batch.iter_rels()]
+    for item in items:
+        if item.source is not None and item.source not in sources:
+            what = (f"{item.label} {item.id}" if isinstance(item, Entity)
+                    else f"{item.type} {item.start} -> {item.end}")
+            problems.append(Problem(batch.location_of(item), "source",
+                                    f"{what} cites {item.source!r}, which is not a Source node"))
+    for rel in batch.rels.get("RISK", {}).values():
+        stratum = getattr(rel, "stratum", None)
+        if stratum is not None and stratum not in strata:
+            problems.append(Problem(batch.location_of(rel), "stratum",
+                                    f"RISK {rel.start} -> {rel.end}: stratum {stratum!r} is not "
+                                    "a Stratum node"))
+    return problems
+
+
+def numbers_cited(batch: GraphBatch) -> list[Problem]:
+    """Every curated number carries a ``source``."""
+    problems = []
+    for rtype, field in CITED_NUMBERS.items():
+        for rel in batch.rels.get(rtype, {}).values():
+            if rel.source is None:
+                problems.append(Problem(batch.location_of(rel), field,
+                                        f"{rtype} {rel.start} -> {rel.end}: {field} has no "
+                                        "source; cite a Source node"))
+    for node in batch.nodes.get("Disease", {}).values():
+        if getattr(node, "prevalence", None) is not None and node.source is None:
+            problems.append(Problem(batch.location_of(node), "prevalence",
+                                    f"Disease {node.id}: prevalence has no source"))
+    for node in batch.nodes.get("TrajectoryWindow", {}).values():
+        if node.source is None:
+            problems.append(Problem(batch.location_of(node), "source",
+                                    f"TrajectoryWindow {node.id}: its months have no source"))
+    return problems
+
+
+def _cycles(rels: Iterable[Relationship]) -> list[list[Relationship]]:
+    """One list of edges per cycle found by an iterative depth-first search."""
+    out: dict[str, list[Relationship]] = defaultdict(list)
+    for rel in rels:
+        out[rel.start].append(rel)
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    cycles: list[list[Relationship]] = []
+    for root in sorted(out):
+        if root in state:
+            continue
+        path: list[Relationship] = []
+        stack = [(root, iter(out[root]))]
+        state[root] = 1
+        while stack:
+            node, edges = stack[-1]
+            edge = next(edges, None)
+            if edge is None:
+                state[node] = 2
+                stack.pop()
+                if path:
+                    path.pop()
+                continue
+            seen = state.get(edge.end)
+            if seen == 1:
+                ids = [n for n, _ in stack]
+                cycles.append(path[ids.index(edge.end):] + [edge])
+            elif seen is None:
+                state[edge.end] = 1
+                path.append(edge)
+                stack.append((edge.end, iter(out.get(edge.end, []))))
+    return cycles
+
+
+def no_cycles(batch: GraphBatch) -> list[Problem]:
+    """``PARENT_OF`` and ``IS_A`` are acyclic."""
+    problems = []
+    for rtype in HIERARCHIES:
+        for cycle in _cycles(batch.rels.get(rtype, {}).values()):
+            ids = [cycle[0].start] + [r.end for r in cycle]
+            shown = " -> ".join(ids if len(ids) <= 8 else [*ids[:4], "...", *ids[-3:]])
+            problems.append(Problem(_where(batch, cycle), "end", f"{rtype} cycle: {shown}"))
+    return problems
+
+
+def prevalence_shares(batch: GraphBatch) -> list[Problem]:
+    """A disease's ``PREVALENCE`` shares over one stratum attribute sum to 1."""
+    strata = batch.nodes.get("Stratum", {})
+    groups: dict[tuple[str, str], list[Relationship]] = defaultdict(list)
+    for rel in batch.rels.get("PREVALENCE", {}).values():
+        stratum = strata.get(rel.end)
+        if stratum is not None:
+            groups[(rel.start, getattr(stratum, "attribute", ""))].append(rel)
+    problems = []
+    for (disease, attribute), rels in sorted(groups.items()):
+        total = sum(getattr(r, "share", 0.0) for r in rels)
+        if abs(total - 1.0) > SUM_TOLERANCE:
+            problems.append(Problem(_where(batch, rels), "share",
+                                    f"PREVALENCE shares of {disease} over {attribute} sum to "
+                                    f"{_fmt(total)}, not 1 (±{SUM_TOLERANCE}) across "
+                                    f"{len(rels)} strata"))
+    return problems
+
+
+def windows_ordered(batch: GraphBatch) -> list[Problem]:
+    """A disease's trajectory windows have distinct orders, ascend in time, don't overlap."""
+    windows = batch.nodes.get("TrajectoryWindow", {})
+    by_disease: dict[str, list[tuple[TrajectoryWindow, Relationship]]] = defaultdict(list)
+    for rel in batch.rels.get("HAS_WINDOW", {}).values():
+        window = windows.get(rel.end)
+        if isinstance(window, TrajectoryWindow):
+            by_disease[rel.start].append((window, rel))
+    problems = []
+    for disease, pairs in sorted(by_disease.items()):
+        pairs.sort(key=lambda p: (p[0].order, p[0].start_months))
+        for (a, ra), (b, rb) in zip(pairs, pairs[1:], strict=False):
+            loc = _where(batch, [b, rb, a, ra])
+            span_a = f"{a.id} [{_fmt(a.start_months)}, {_fmt(a.end_months)})"
+            span_b = f"{b.id} [{_fmt(b.start_months)}, {_fmt(b.end_months)})"
+            if a.order == b.order:
+                problems.append(Problem(loc, "order", f"windows {a.id} and {b.id} of {disease} "
+                                        f"share order {a.order}"))
+            elif b.start_months < a.start_months:
+                problems.append(Problem(loc, "order", f"windows of {disease} are not in time "
+                                        f"order: {span_b} comes after {span_a}"))
+            elif b.start_months < a.end_months:
+                problems.append(Problem(loc, "start_months", f"windows of {disease} overlap: "
+                                        f"{span_a} and {span_b}"))
+    return problems
+
+
+def window_frequencies(batch: GraphBatch) -> list[Problem]:
+    """Per window and category scheme, ``OBSERVES`` category frequencies sum to 1."""
+    categories = batch.nodes.get("SymptomCategory", {})
+    groups: dict[tuple[str, str], list[Relationship]] = defaultdict(list)
+    for rel in batch.rels.get("OBSERVES", {}).values():
+        category = categories.get(rel.end)
+        if category is not None:
+            groups[(rel.start, getattr(category, "scheme", ""))].append(rel)
+    problems = []
+    for (window, scheme), rels in sorted(groups.items()):
+        total = sum(getattr(r, "frequency", 0.0) for r in rels)
+        if abs(total - 1.0) > SUM_TOLERANCE:
+            problems.append(Problem(_where(batch, rels), "frequency",
+                                    f"OBSERVES frequencies of window {window} over the "
+                                    f"{scheme!r} categories sum to {_fmt(total)}, not 1 "
+                                    f"(±{SUM_TOLERANCE})"))
+    return problems
+
+
+def symptoms_categorised(batch: GraphBatch) -> list[Problem]:
+    """Every symptom is in at least one category (a warning: it is still usable)."""
+    categorised = {r.start for r in batch.rels.get("IN_CATEGORY", {}).values()}
+    return [
+        Problem(batch.location_of(s), "id", f"Symptom {s.id} has no IN_CATEGORY; category-"
+                "stratified sampling will never pick it", WARNING)
+        for s in batch.nodes.get("Symptom", {}).values()
+        if s.id not in categorised
+    ]
+
+
+RULES: tuple[Rule, ...] = (
+    referential_integrity,
+    sources_resolve,
+    numbers_cited,
+    no_cycles,
+    prevalence_shares,
+    windows_ordered,
+    window_frequencies,
+    symptoms_categorised,
+)
+
+
+def check_graph(batch: GraphBatch) -> list[Problem]:
+    """Every rule over ``batch`` taken as the whole graph."""
+    return [p for rule in RULES for p in rule(batch)]
+
+
+def validate(batch: GraphBatch, store: GraphStore | None = None) -> list[Problem]:
+    """Problems of ``batch`` written over the live graph of ``store`` (or on its own)."""
+    if store is None:
+        return check_graph(batch)
+    live = read_live(store)
+    if isinstance(live, list):
+        return live
+    return [p for p in check_graph(overlay(live, batch)) if p.location.file != LIVE]
+
+
+def read_live(store: GraphStore) -> GraphBatch | list[Problem]:
+    """The live graph, or the problems that stop it from being read as valid entities."""
+    try:
+        return read_graph(store)
+    except ValidationFailed as err:
+        return err.problems
+
+
+def validate_store(store: GraphStore) -> list[Problem]:
+    """Problems of the live graph as it is."""
+    live = read_live(store)
+    return live if isinstance(live, list) else check_graph(live)
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == ERROR]

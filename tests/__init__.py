@@ -1,0 +1,1 @@
+"""kgsynth test suite."""

@@ -1,0 +1,89 @@
+"""Shared fixtures: a real Neo4j over Bolt (started once per session) and the embedded store."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from kg.settings import GraphSettings
+from kg.store import GraphStore, open_store
+from kg.store.falkor_store import FalkorStore
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(request: pytest.FixtureRequest) -> Iterator[GraphSettings]:
+    """Settings for a real Neo4j: NEO4J_URI if set, else a local server started for the run.
+
+    Under CI nothing Neo4j-related may skip: a server that cannot start fails the run.
+    """
+    from tests.neo4j_server import ensure_neo4j, stop
+
+    try:
+        conn = ensure_neo4j()
+    except Exception as err:
+        if IN_CI:
+            raise
+        pytest.skip(f"no Neo4j available ({err}); set NEO4J_URI or install Java 17 + Maven")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\n[kgsynth tests] real Neo4j over Bolt: {conn.version} at {conn.uri}")
+    yield GraphSettings(
+        uri=conn.uri, username=conn.username, password=SecretStr(conn.password), graph="kgsynth"
+    )
+    stop()
+
+
+@pytest.fixture
+def neo4j_store(neo4j_settings: GraphSettings) -> Iterator[GraphStore]:
+    """An empty, schema-initialised graph on the real Neo4j server."""
+    store = open_store(neo4j_settings)
+    store.clear()
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One embedded database file (one server process) shared by the run's tests."""
+    path = tmp_path_factory.mktemp("embedded") / "graph.db"
+    yield path
+    store = open_store(GraphSettings(uri=f"embedded:{path}"))
+    assert isinstance(store, FalkorStore)
+    store.shutdown()
+
+
+@pytest.fixture
+def embedded_store(embedded_db: Path) -> Iterator[GraphStore]:
+    """An empty, schema-initialised embedded (FalkorDB) graph of its own name."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    store = open_store(GraphSettings(uri=f"embedded:{embedded_db}", graph=name))
+    store.clear()
+    yield store
+    store.clear()
+    store.close()
+
+
+@pytest.fixture(params=["embedded", "neo4j"])
+def store(request: pytest.FixtureRequest) -> GraphStore:
+    """Each test using ``store`` runs once on the embedded store and once on real Neo4j."""
+    name = "embedded_store" if request.param == "embedded" else "neo4j_store"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real ontology files); missing data fails under CI, skips elsewhere."""
+    if not SHARED_DATA.is_dir():
+        if IN_CI:
+            raise RuntimeError(f"{SHARED_DATA} is missing; CI needs the shared reference data")
+        pytest.skip(f"{SHARED_DATA} not present")
+    return SHARED_DATA
