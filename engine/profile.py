@@ -11,9 +11,9 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from engine.errors import EngineError
 from kg.model import icd_code_error
@@ -21,6 +21,15 @@ from kg.queries import get_query
 from kg.store import GraphStore
 
 Row = dict[str, Any]
+
+
+def _canonical_float(value: float) -> float:
+    """12 significant digits: FalkorDB returns doubles rounded to 15, Neo4j exactly, so the
+    content hash would otherwise depend on the backend (0.1 + 0.05 reads back differently)."""
+    return float(f"{value:.12g}")
+
+
+Num = Annotated[float, AfterValidator(_canonical_float)]
 
 
 class _Frozen(BaseModel):
@@ -43,7 +52,7 @@ class SymptomInfo(_Frozen):
     id: str
     name: str
     synonyms: tuple[str, ...] = ()
-    weight: float | None = None
+    weight: Num | None = None
     categories: tuple[CategoryRef, ...] = ()
 
     @property
@@ -68,16 +77,16 @@ class Observation(_Frozen):
     kind: Literal["SymptomCategory", "Symptom"]
     name: str
     scheme: str | None = None
-    frequency: float
+    frequency: Num
 
 
 class WindowInfo(_Frozen):
     id: str
     name: str
     order: int
-    start_months: float
-    end_months: float
-    weight: float | None = None
+    start_months: Num
+    end_months: Num
+    weight: Num | None = None
     observations: tuple[Observation, ...] = ()
 
 
@@ -85,14 +94,14 @@ class StratumShare(_Frozen):
     id: str
     attribute: str
     value: str
-    share: float
+    share: Num
 
 
 class RiskInfo(_Frozen):
     id: str
     name: str
     kind: str
-    prevalence: float
+    prevalence: Num
     stratum_id: str | None = None
     attribute: str | None = None
     value: str | None = None
@@ -127,7 +136,7 @@ class DiseaseProfile(_Frozen):
     disease: str
     synonyms: tuple[str, ...] = ()
     description: str | None = None
-    prevalence: float | None = None
+    prevalence: Num | None = None
     icd: IcdRef | None = None
     codes: tuple[IcdRef, ...] = ()
     symptoms: tuple[SymptomInfo, ...] = ()
@@ -138,6 +147,11 @@ class DiseaseProfile(_Frozen):
     examples: tuple[ExampleInfo, ...] = ()
     drugs: tuple[DrugInfo, ...] = ()
     content_hash: str = ""
+
+    def for_code(self, icd: IcdRef | None) -> DiseaseProfile:
+        """This profile used for ``icd``, re-hashed (the code is part of its content)."""
+        profile = self.model_copy(update={"icd": icd})
+        return profile.model_copy(update={"content_hash": profile.computed_hash()})
 
     def computed_hash(self) -> str:
         """sha256 of the canonical JSON of every field but ``content_hash``."""
@@ -181,7 +195,7 @@ def _float(value: Any) -> float | None:
 
 
 def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
-    """Read ``target``'s profile with the ``profile_*`` named queries (nine reads)."""
+    """Read ``target``'s profile: eight named-query reads (nine with shared report sections)."""
     disease = target.disease_id
     head = _run(store, "profile_disease", disease=disease)
     if not head:
@@ -242,7 +256,6 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
         "synonyms": tuple(d["synonyms"] or ()),
         "description": d["description"],
         "prevalence": _float(d["prevalence"]),
-        "icd": target.icd,
         "codes": tuple(sorted((IcdRef(**c) for c in d["codes"]), key=lambda c: c.code)),
         "symptoms": tuple(sorted(symptoms.values(), key=lambda s: s.id)),
         "windows": tuple(sorted(windows, key=lambda w: (w.order, w.id))),
@@ -253,8 +266,7 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
         "examples": tuple(sorted(examples, key=lambda e: e.id)),
         "drugs": tuple(sorted(drugs, key=lambda x: x.id)),
     }
-    profile = DiseaseProfile(**fields)
-    return profile.model_copy(update={"content_hash": profile.computed_hash()})
+    return DiseaseProfile(**fields).for_code(target.icd)
 
 
 def _guideline(r: Row) -> GuidelineInfo:
@@ -303,15 +315,14 @@ class Catalogue:
         if (problem := icd_code_error(code)) is not None:
             raise EngineError(f"{problem}; {self._suggest_codes(code)}")
         rows = _run(self.store, "disease_by_icd", icd=code)
+        known = _run(self.store, "icd_lookup", icd=code)
         if rows:
             nearest = min(r["distance"] for r in rows)
             best = sorted((r for r in rows if r["distance"] == nearest),
                           key=lambda r: (not r["primary"], r["disease_id"]))[0]
-            known = _run(self.store, "icd_lookup", icd=code)
             title = known[0]["title"] if known else None
             return Target(disease_id=best["disease_id"], disease=best["disease"],
                           icd=IcdRef(code=code, title=title, primary=bool(best["primary"])))
-        known = _run(self.store, "icd_lookup", icd=code)
         if known:
             raise EngineError(
                 f"ICD-10-CM {code} ({known[0]['title']}) is in the catalogue, but no disease in "
@@ -325,9 +336,9 @@ class Catalogue:
         for row in self.rows:
             for c in row["codes"]:
                 coded.setdefault(c["code"], f"{c['code']} {c['title'] or ''} ({row['disease']})")
-        prefix = [coded[c] for c in sorted(coded) if code[:3] and c.startswith(code[:3])]
+        same = [c for n in (3, 2, 1) for c in sorted(coded) if c[:n] == code[:n]]
         close = difflib.get_close_matches(code, list(coded), n=5, cutoff=0.4)
-        return _closest(prefix[:5] + [coded[c] for c in close], "coded ICD-10-CM codes",
+        return _closest([coded[c] for c in [*same[:5], *close]], "coded ICD-10-CM codes",
                         "kgsynth kg query icd_subtree --param icd=...")
 
     def prevalence_pool(self) -> list[tuple[Target, float]]:

@@ -15,7 +15,7 @@ from kg.settings import GraphSettings, resolve_settings
 from kg.store import GraphStore, open_store
 from kg.store.base import looks_like_write
 
-console = Console()
+console = Console(soft_wrap=True)
 
 ParamOpt = Annotated[
     list[str] | None,
@@ -165,3 +165,4 @@ def info(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     else:
         for key, value in row.items():
             console.print(f"[bold]{key}[/bold]: {'(not initialised)' if value is None else value}")
+

@@ -13,8 +13,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 CURIE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*:[^\s]+$")
-ICD10CM_CODE_RE = re.compile(r"^[A-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
-ICD10CM_BLOCK_RE = re.compile(r"^[A-Z][0-9][0-9A-Z]-[A-Z][0-9][0-9A-Z]$")
+# ICD-10-CM 2026 added category QA0 (letter, 'A', digit) beside the letter-digit-digit form
+ICD10CM_CODE_RE = re.compile(r"^[A-Z](?:[0-9][0-9AB]|A[0-9])(\.[0-9A-Z]{1,4})?$")
+ICD10CM_BLOCK_RE = re.compile(r"^[A-Z][0-9A][0-9A-Z]-[A-Z][0-9A][0-9A-Z]$")
 ICD10CM_CHAPTER_RE = re.compile(r"^[1-9][0-9]?$")
 
 

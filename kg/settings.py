@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from platformdirs import user_config_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from kg.errors import KgError
 
@@ -34,6 +35,24 @@ class GraphSettings(BaseModel):
     password: SecretStr | None = None
     database: str | None = None
     graph: str = "kgsynth"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_userinfo(cls, data: Any) -> Any:
+        """Take ``user:password@`` out of a URI: it would leak into messages and logs."""
+        if not isinstance(data, dict) or "@" not in str(data.get("uri", "")):
+            return data
+        parts = urlsplit(str(data["uri"]))
+        if parts.username is None:
+            return data
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        out = dict(data, uri=urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
+        out.setdefault("username", unquote(parts.username))
+        if parts.password is not None and not out.get("password"):
+            out["password"] = SecretStr(unquote(parts.password))
+        return out
 
     @property
     def backend(self) -> str:
@@ -104,12 +123,13 @@ def resolve_settings(
     """Settings from flags, else environment, else config file, else the embedded default."""
     fileset = _file_settings()
     password = os.environ.get(ENV_PASSWORD)
-    settings = GraphSettings(
-        uri=uri or os.environ.get(ENV_URI) or fileset.get("uri") or default_embedded_uri(),
-        username=username or os.environ.get(ENV_USER) or fileset.get("username") or "neo4j",
-        password=SecretStr(password) if password else None,
-        database=database or os.environ.get(ENV_DATABASE) or fileset.get("database"),
-        graph=graph or fileset.get("graph") or "kgsynth",
-    )
+    given: dict[str, Any] = {
+        "uri": uri or os.environ.get(ENV_URI) or fileset.get("uri") or default_embedded_uri(),
+        "username": username or os.environ.get(ENV_USER) or fileset.get("username"),
+        "password": SecretStr(password) if password else None,
+        "database": database or os.environ.get(ENV_DATABASE) or fileset.get("database"),
+        "graph": graph or fileset.get("graph"),
+    }
+    settings = GraphSettings(**{k: v for k, v in given.items() if v is not None})
     _ = settings.backend  # fail early on an unsupported scheme
     return settings

@@ -1,19 +1,30 @@
 """Domain rules a graph must satisfy before anything is written, as pure functions.
 
-``check_graph`` runs every rule over one batch. ``validate`` checks a batch as it would
-be after writing it over the live graph (the live graph read with ``read_graph`` and the
-batch laid over it, as ``MERGE ... SET`` would leave it) and reports only the problems
-that involve the batch. ``validate_store`` checks the live graph as it is.
+``check_graph`` runs every rule over one batch taken as the whole graph. ``validate``
+checks a batch as it would be after writing it over the live graph: references are
+resolved in the batch, else looked up id by id in the store; the other rules run over the
+live graph (read with ``read_graph``, less the ICD catalogue unless the batch touches
+its hierarchy) with the batch laid over it as ``MERGE ... SET`` would leave it, and only
+the problems that involve the batch are reported. ``validate_store`` checks the live
+graph as it is.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from itertools import pairwise
 
 from kg.batch import GraphBatch, Location, Problem
 from kg.errors import ValidationFailed
-from kg.model import Entity, Relationship, TrajectoryWindow
+from kg.model import (
+    NODE_MODELS,
+    REL_MODELS,
+    Entity,
+    ParentOf,
+    Relationship,
+    TrajectoryWindow,
+)
 from kg.store.base import GraphStore
 from kg.store.writer import read_graph, resolve_endpoints
 
@@ -27,6 +38,9 @@ LIVE = "graph"
 CITED_NUMBERS = {"PRESENTS": "weight", "OBSERVES": "frequency", "PREVALENCE": "share",
                  "RISK": "prevalence"}
 HIERARCHIES = ("PARENT_OF", "IS_A")
+#: Left out of the live context of a load: large, and needed only for references.
+CATALOGUE_LABELS = frozenset({"IcdCode"})
+CATALOGUE_TYPES = frozenset({"PARENT_OF", "CODED_AS"})
 
 Item = Entity | Relationship
 Rule = Callable[[GraphBatch], list[Problem]]
@@ -130,7 +144,7 @@ def _cycles(rels: Iterable[Relationship]) -> list[list[Relationship]]:
             seen = state.get(edge.end)
             if seen == 1:
                 ids = [n for n, _ in stack]
-                cycles.append(path[ids.index(edge.end):] + [edge])
+                cycles.append([*path[ids.index(edge.end):], edge])
             elif seen is None:
                 state[edge.end] = 1
                 path.append(edge)
@@ -179,7 +193,7 @@ def windows_ordered(batch: GraphBatch) -> list[Problem]:
     problems = []
     for disease, pairs in sorted(by_disease.items()):
         pairs.sort(key=lambda p: (p[0].order, p[0].start_months))
-        for (a, ra), (b, rb) in zip(pairs, pairs[1:], strict=False):
+        for (a, ra), (b, rb) in pairwise(pairs):
             loc = _where(batch, [b, rb, a, ra])
             span_a = f"{a.id} [{_fmt(a.start_months)}, {_fmt(a.end_months)})"
             span_b = f"{b.id} [{_fmt(b.start_months)}, {_fmt(b.end_months)})"
@@ -225,8 +239,8 @@ def symptoms_categorised(batch: GraphBatch) -> list[Problem]:
     ]
 
 
+#: The rules besides referential integrity.
 RULES: tuple[Rule, ...] = (
-    referential_integrity,
     sources_resolve,
     numbers_cited,
     no_cycles,
@@ -239,23 +253,40 @@ RULES: tuple[Rule, ...] = (
 
 def check_graph(batch: GraphBatch) -> list[Problem]:
     """Every rule over ``batch`` taken as the whole graph."""
-    return [p for rule in RULES for p in rule(batch)]
+    return referential_integrity(batch) + [p for rule in RULES for p in rule(batch)]
 
 
 def validate(batch: GraphBatch, store: GraphStore | None = None) -> list[Problem]:
     """Problems of ``batch`` written over the live graph of ``store`` (or on its own)."""
     if store is None:
         return check_graph(batch)
-    live = read_live(store)
+    problems = resolve_endpoints(batch, store)[1]
+    live = read_live(store, set(NODE_MODELS) - CATALOGUE_LABELS,
+                     set(REL_MODELS) - CATALOGUE_TYPES)
     if isinstance(live, list):
-        return live
-    return [p for p in check_graph(overlay(live, batch)) if p.location.file != LIVE]
+        return problems + live
+    if batch.rels.get("PARENT_OF"):
+        _add_parent_of(live, store)
+    merged = overlay(live, batch)
+    return problems + [p for rule in RULES for p in rule(merged) if p.location.file != LIVE]
 
 
-def read_live(store: GraphStore) -> GraphBatch | list[Problem]:
-    """The live graph, or the problems that stop it from being read as valid entities."""
+def _add_parent_of(live: GraphBatch, store: GraphStore) -> None:
+    """The live ``PARENT_OF`` edges, as bare (start, end) pairs: all the cycle rule needs."""
+    bucket = live.rels.setdefault("PARENT_OF", {})
+    where = Location(LIVE)
+    for row in store.read("MATCH (a:IcdCode)-[:PARENT_OF]->(b:IcdCode) RETURN a.id AS s, "
+                          "b.id AS e"):
+        key = ("PARENT_OF", row["s"], row["e"])
+        bucket[key] = ParentOf.model_construct(start=row["s"], end=row["e"])
+        live.locations[key] = where
+
+
+def read_live(store: GraphStore, labels: Collection[str] | None = None,
+              rel_types: Collection[str] | None = None) -> GraphBatch | list[Problem]:
+    """The live graph (or part of it), or the problems that stop it being read as valid."""
     try:
-        return read_graph(store)
+        return read_graph(store, labels, rel_types)
     except ValidationFailed as err:
         return err.problems
 

@@ -10,9 +10,9 @@ node has one id and the hierarchy stays chapter -> block -> category everywhere.
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
+from functools import cache
 from importlib import metadata, resources
 
 import simple_icd_10_cm as cm
@@ -20,8 +20,6 @@ import simple_icd_10_cm as cm
 from kg.batch import GraphBatch, Location
 from kg.model import IcdCode, ParentOf, Source
 
-#: Share of rows checked with full pydantic validation (the rest use ``model_construct``).
-SAMPLE_VALIDATION = 0.02
 _RELEASE = re.compile(r"([A-Za-z]+)-(\d{1,2})-(\d{4})")
 _MONTHS = {m: i for i, m in enumerate(
     ("january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -62,10 +60,12 @@ def icd_source(rel: IcdRelease) -> Source:
     )
 
 
-def icd_rows() -> list[dict[str, object]]:
+@cache
+def icd_rows() -> tuple[dict[str, object], ...]:
     """One property row per chapter, block, category and code, parents before children.
 
-    Each row also carries ``parent`` (the parent's code, None for chapters).
+    Each row also carries ``parent`` (the parent's code, None for chapters). Cached:
+    treat the rows as read-only.
     """
     rows: list[dict[str, object]] = []
     chapter = block = ""
@@ -91,41 +91,32 @@ def icd_rows() -> list[dict[str, object]]:
         code = str(row.pop("source_code", row["code"]))
         row["title"] = cm.get_description(code)
         row["billable"] = row["kind"] in ("category", "code") and cm.is_leaf(code)
-    return rows
+    return tuple(rows)
 
 
-def icd10cm_batch(*, sample: float = SAMPLE_VALIDATION, seed: int = 0) -> GraphBatch:
-    """The whole catalogue plus its ``Source``; a sample of rows is fully validated.
+def icd10cm_batch() -> GraphBatch:
+    """The whole catalogue plus its ``Source``, every row validated by the models.
 
-    The package is a trusted, fixed source, so rows are built with ``model_construct``;
-    ``sample`` of them (and always the first of each kind) go through full validation,
-    which raises on any row the models would reject.
+    (Measured: full validation costs ~0.5 s of the ~3 s build, so no row skips it.)
     """
     release = icd_release()
     src = icd_source(release)
     batch = GraphBatch()
     where = Location("simple-icd-10-cm")
     batch.add_node(src, where)
-    rng = random.Random(seed)
-    kinds_checked: set[str] = set()
     nodes = batch.nodes.setdefault("IcdCode", {})
     rels = batch.rels.setdefault("PARENT_OF", {})
     for row in icd_rows():
-        parent = row.pop("parent")
-        props = {k: v for k, v in row.items() if v not in (None, "")}
-        props.update(id=f"ICD10CM:{row['code']}", source=src.id)
-        if row["kind"] not in kinds_checked or rng.random() < sample:
-            kinds_checked.add(str(row["kind"]))
-            node = IcdCode.model_validate(props)
-        else:
-            node = IcdCode.model_construct(**props)  # type: ignore[arg-type]
+        parent = row["parent"]
+        props = {k: v for k, v in row.items() if k != "parent" and v not in (None, "")}
+        node = IcdCode.model_validate({**props, "id": f"ICD10CM:{row['code']}", "source": src.id})
         nodes[node.id] = node
         if parent:
-            rel = ParentOf.model_construct(start=f"ICD10CM:{parent}", end=node.id)
+            rel = ParentOf(start=f"ICD10CM:{parent}", end=node.id)
             rels[("PARENT_OF", rel.start, rel.end)] = rel
     return batch
 
 
-def catalogue_codes() -> set[str]:
+def catalogue_codes() -> frozenset[str]:
     """Every code the catalogue holds (chapters, blocks, categories, codes), without prefix."""
-    return {str(r["code"]) for r in icd_rows()}
+    return frozenset(str(r["code"]) for r in icd_rows())

@@ -41,14 +41,14 @@ def parse_rdf(text: str, name: str, fmt: str) -> tuple[Graph | None, list[Proble
     try:
         graph.parse(data=text, format=fmt, publicID=f"file:///{Path(name).name}")
     except Exception as err:  # rdflib raises many unrelated types for bad input
-        line = None
-        if hasattr(err, "getLineNumber"):
-            line = int(err.getLineNumber())
-        elif isinstance(getattr(err, "lines", None), int):
-            line = int(err.lines) + 1
-        message = getattr(err, "message", None) or str(err)
-        first = str(message).strip().splitlines()[0] if str(message).strip() else type(err).__name__
-        return None, [Problem(Location(name, line), "", f"not valid RDF ({fmt}): {first[:200]}")]
+        get_line = getattr(err, "getLineNumber", None)  # xml.sax errors
+        lines = getattr(err, "lines", None)  # rdflib's notation3 BadSyntax (0-based)
+        line = int(get_line()) if callable(get_line) else lines + 1 if isinstance(lines, int) \
+            else None
+        why = getattr(err, "_why", None)  # BadSyntax keeps the reason apart from the context
+        message = str(why or getattr(err, "message", None) or err).strip().splitlines()
+        text = message[0] if message else type(err).__name__
+        return None, [Problem(Location(name, line), "", f"not valid RDF ({fmt}): {text[:200]}")]
     return graph, []
 
 

@@ -26,7 +26,7 @@ KGS_ID = Namespace("https://w3id.org/kgsynth/id/")
 
 
 def node_iri(label: str, node_id: str) -> URIRef:
-    return KGS_ID[f"{label}/{quote(node_id, safe=':')}"]
+    return KGS_ID[f"{label}/{quote(node_id, safe=':/')}"]
 
 
 def rel_iri(key: tuple[str, ...]) -> URIRef:
@@ -68,8 +68,8 @@ def batch_to_rdf(batch: GraphBatch) -> Graph:
         props = rel_props(rel)
         key = rel_key(rel.type, rel.start, rel.end, props)
         stmt = rel_iri(key)
-        starts = iris.get(rel.start, [KGS_ID[quote(rel.start, safe=":")]])
-        ends = iris.get(rel.end, [KGS_ID[quote(rel.end, safe=":")]])
+        starts = iris.get(rel.start, [KGS_ID[quote(rel.start, safe=":/")]])
+        ends = iris.get(rel.end, [KGS_ID[quote(rel.end, safe=":/")]])
         for s in starts:
             for o in ends:
                 graph.add((s, KGS[rel.type], o))
@@ -103,10 +103,12 @@ def _value(graph: Graph, obj: Node) -> Any:
 
 
 def _props(graph: Graph, subject: Node) -> dict[str, Any]:
+    """The ``kgs:`` properties of ``subject`` (the direct relationship triples left out)."""
     props: dict[str, Any] = {}
     for pred, obj in graph.predicate_objects(subject):
-        if str(pred).startswith(str(KGS)):
-            props[str(pred)[len(str(KGS)):]] = _value(graph, obj)
+        name = str(pred).removeprefix(str(KGS))
+        if name != str(pred) and name not in REL_TYPES:
+            props[name] = _value(graph, obj)
     return props
 
 
@@ -124,16 +126,16 @@ def rdf_items(graph: Graph, text: str, name: str) -> tuple[list[RawItem], list[P
 
     items: list[RawItem] = []
     problems: list[Problem] = []
-    for subject, cls in sorted(graph.subject_objects(RDF.type)):
+    for subject, cls in sorted(graph.subject_objects(RDF.type), key=str):
         if not str(cls).startswith(str(KGS)):
             continue
         label = str(cls)[len(str(KGS)):]
         if label not in LABELS:
-            problems.append(Problem(where(subject), "rdf:type",
-                                    f"unknown label {label!r}; allowed: {', '.join(sorted(LABELS))}"))
+            problems.append(Problem(where(subject), "rdf:type", f"unknown label {label!r}; "
+                                    f"allowed: {', '.join(sorted(LABELS))}"))
             continue
         items.append(RawItem("node", label, _props(graph, subject), where(subject)))
-    for stmt in sorted(graph.subjects(RDF.type, RDF.Statement)):
+    for stmt in sorted(graph.subjects(RDF.type, RDF.Statement), key=str):
         pred = graph.value(stmt, RDF.predicate)
         rtype = str(pred)[len(str(KGS)):] if pred is not None else ""
         if rtype not in REL_TYPES:

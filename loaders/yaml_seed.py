@@ -87,6 +87,12 @@ def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
 # ---------------------------------------------------------------------------- JSON
 
 
+# the pure-Python pieces of the json module (not in its type stubs): the C scanner cannot
+# report where an object starts
+_JSON_OBJECT: Any = getattr(json.decoder, "JSONObject")  # noqa: B009
+_PY_SCANNER: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009
+
+
 class _LocatedDecoder(json.JSONDecoder):
     """A JSON decoder whose objects are ``Located`` (pure-Python scanner, objects in order)."""
 
@@ -101,14 +107,13 @@ class _LocatedDecoder(json.JSONDecoder):
             self._line += s.count("\n", self._pos, end)
             self._pos = end
             out = Located(self._line)
-            pairs, new_end = json.decoder.JSONObject(s_and_end, strict, scan_once, None, list,
-                                                     memo)
+            pairs, new_end = _JSON_OBJECT(s_and_end, strict, scan_once, None, list, memo)
             for key, value in pairs:
                 out[key] = value
             return out, new_end
 
-        self.parse_object = parse_object  # type: ignore[assignment]
-        self.scan_once = json.scanner.py_make_scanner(self)
+        self.parse_object = parse_object
+        self.scan_once = _PY_SCANNER(self)
 
 
 def parse_json(text: str, name: str) -> tuple[Any, list[Problem]]:
@@ -149,7 +154,8 @@ def _section(doc: Located, key: str, kind: str, name: str) -> tuple[list[RawItem
                                     f"{', '.join(sorted(allowed))}"))
             continue
         if not isinstance(rows, list):
-            problems.append(Problem(Location(name, line), f"{key}.{group}", "must be a list of rows"))
+            problems.append(Problem(Location(name, line), f"{key}.{group}",
+                                    "must be a list of rows"))
             continue
         for row in rows:
             if not isinstance(row, dict):

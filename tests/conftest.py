@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from pydantic import SecretStr
 
 from kg.settings import GraphSettings
 from kg.store import GraphStore, open_store
-from kg.store.falkor_store import FalkorStore
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -51,24 +49,12 @@ def neo4j_store(neo4j_settings: GraphSettings) -> Iterator[GraphStore]:
     store.close()
 
 
-@pytest.fixture(scope="session")
-def embedded_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One embedded database file (one server process) shared by the run's tests."""
-    path = tmp_path_factory.mktemp("embedded") / "graph.db"
-    yield path
-    store = open_store(GraphSettings(uri=f"embedded:{path}"))
-    assert isinstance(store, FalkorStore)
-    store.shutdown()
-
-
 @pytest.fixture
-def embedded_store(embedded_db: Path) -> Iterator[GraphStore]:
-    """An empty, schema-initialised embedded (FalkorDB) graph of its own name."""
-    name = f"t{uuid.uuid4().hex[:12]}"
-    store = open_store(GraphSettings(uri=f"embedded:{embedded_db}", graph=name))
-    store.clear()
+def embedded_store(tmp_path: Path) -> Iterator[GraphStore]:
+    """An empty, schema-initialised embedded (FalkorDB) graph in a fresh file."""
+    store = open_store(GraphSettings(uri=f"embedded:{tmp_path / 'graph.db'}"))
+    store.apply_schema()
     yield store
-    store.clear()
     store.close()
 
 

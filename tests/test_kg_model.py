@@ -76,7 +76,7 @@ def test_icd10cm_syntax(code: str, kind: str, ok: bool) -> None:
 
 
 def test_icd_code_id_must_match_code() -> None:
-    with pytest.raises(ValidationError, match="id must be 'ICD10CM:G30.9'"):
+    with pytest.raises(ValidationError, match=r"id must be 'ICD10CM:G30\.9'"):
         IcdCode(id="ICD10CM:G30.1", code="G30.9", title="x")
     with pytest.raises(ValidationError, match="not a valid ICD-10-CM code"):
         IcdCode(id="ICD10CM:XX", code="XX", title="x")
@@ -104,10 +104,31 @@ def test_unknown_fields_are_rejected() -> None:
 
 
 def test_allow_lists_cover_the_design() -> None:
-    assert {"Disease", "IcdCode", "Symptom", "SymptomCategory", "TrajectoryWindow", "Stratum",
-            "RiskFactor", "Drug", "Source", "Guideline", "ExampleNote"} <= LABELS
-    assert {"CODED_AS", "PARENT_OF", "PRESENTS", "IN_CATEGORY", "HAS_WINDOW", "OBSERVES",
-            "PREVALENCE", "RISK", "TREATED_WITH", "GUIDED_BY"} <= REL_TYPES
+    assert {
+        "Disease",
+        "IcdCode",
+        "Symptom",
+        "SymptomCategory",
+        "TrajectoryWindow",
+        "Stratum",
+        "RiskFactor",
+        "Drug",
+        "Source",
+        "Guideline",
+        "ExampleNote",
+    } <= LABELS
+    assert {
+        "CODED_AS",
+        "PARENT_OF",
+        "PRESENTS",
+        "IN_CATEGORY",
+        "HAS_WINDOW",
+        "OBSERVES",
+        "PREVALENCE",
+        "RISK",
+        "TREATED_WITH",
+        "GUIDED_BY",
+    } <= REL_TYPES
 
 
 def test_parse_items_reports_every_problem_with_location() -> None:
@@ -115,8 +136,12 @@ def test_parse_items_reports_every_problem_with_location() -> None:
         RawItem("node", "Disease", {"id": "KGS:d/1", "name": "one"}, Location("a.yaml", 3)),
         RawItem("node", "Disease", {"id": "KGS:d/1", "name": "other"}, Location("a.yaml", 7)),
         RawItem("node", "Diseaze", {"id": "KGS:d/2"}, Location("a.yaml", 9)),
-        RawItem("rel", "PRESENTS", {"start": "KGS:d/1", "end": "s:1", "weight": 2},
-                Location("a.yaml", 12)),
+        RawItem(
+            "rel",
+            "PRESENTS",
+            {"start": "KGS:d/1", "end": "s:1", "weight": 2},
+            Location("a.yaml", 12),
+        ),
         RawItem("rel", "LIKES", {"start": "a:1", "end": "b:2"}, Location("a.yaml", 15)),
         RawItem("node", "Source", {"id": "s:1"}, Location("b.csv", 2)),
     ]
@@ -134,7 +159,9 @@ def test_parse_items_reports_every_problem_with_location() -> None:
 def test_identical_duplicates_are_not_problems() -> None:
     row = {"id": "KGS:d/1", "name": "one"}
     batch, problems = parse_items(
-        [RawItem("node", "Disease", row, Location("a", 1)),
-         RawItem("node", "Disease", dict(row), Location("b", 1))]
+        [
+            RawItem("node", "Disease", row, Location("a", 1)),
+            RawItem("node", "Disease", dict(row), Location("b", 1)),
+        ]
     )
     assert problems == [] and batch.node_count() == 1

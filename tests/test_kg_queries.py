@@ -36,7 +36,9 @@ def test_every_query_has_a_header() -> None:
 def test_disease_profile(loaded: GraphStore) -> None:
     rows = run(loaded, "disease_profile", icd="G30.9")
     assert [(r["symptom_id"], r["weight"]) for r in rows] == [
-        ("KGS:sym/forgetful", 0.9), ("KGS:sym/lost", 0.5), ("KGS:sym/low-mood", 0.2)
+        ("KGS:sym/forgetful", 0.9),
+        ("KGS:sym/lost", 0.5),
+        ("KGS:sym/low-mood", 0.2),
     ]
     assert {r["disease_id"] for r in rows} == {AD}
     assert rows[0]["categories"] == ["cognitive impairment"]
@@ -48,7 +50,8 @@ def test_disease_profile(loaded: GraphStore) -> None:
 def test_disease_by_icd_walks_up_to_the_nearest_coded_ancestor(loaded: GraphStore) -> None:
     direct = run(loaded, "disease_by_icd", icd="G30.9")
     assert [(r["disease_id"], r["coded_as"], r["distance"]) for r in direct] == [
-        (AD, "G30.9", 0), (AD, "G30", 1)
+        (AD, "G30.9", 0),
+        (AD, "G30", 1),
     ]
     assert direct[0]["primary"] is True
     inherited = run(loaded, "disease_by_icd", icd="G30.1")
@@ -60,19 +63,25 @@ def test_disease_by_icd_walks_up_to_the_nearest_coded_ancestor(loaded: GraphStor
 def test_icd_subtree_and_ancestors(loaded: GraphStore) -> None:
     sub = run(loaded, "icd_subtree", icd="G30-G32")
     assert [(r["code"], r["depth"]) for r in sub] == [
-        ("G30-G32", 0), ("G30", 1), ("G30.1", 2), ("G30.9", 2)
+        ("G30-G32", 0),
+        ("G30", 1),
+        ("G30.1", 2),
+        ("G30.9", 2),
     ]
     assert [r["billable"] for r in sub] == [False, False, True, True]
     anc = run(loaded, "icd_ancestors", icd="G30.9")
     assert [(r["code"], r["kind"], r["distance"]) for r in anc] == [
-        ("G30", "category", 1), ("G30-G32", "block", 2), ("6", "chapter", 3)
+        ("G30", "category", 1),
+        ("G30-G32", "block", 2),
+        ("6", "chapter", 3),
     ]
 
 
 def test_trajectory_windows(loaded: GraphStore) -> None:
     rows = run(loaded, "trajectory_windows", disease=AD)
     assert [(r["window_id"], r["start_months"], r["end_months"]) for r in rows] == [
-        ("KGS:win/far", -60, -12), ("KGS:win/near", -12, 0)
+        ("KGS:win/far", -60, -12),
+        ("KGS:win/near", -12, 0),
     ]
     near = {o["target_id"]: o["frequency"] for o in rows[1]["observations"]}  # type: ignore[attr-defined]
     assert near == {"KGS:cat/cognitive": 0.8, "KGS:cat/mood": 0.2}
@@ -88,7 +97,8 @@ def test_demographic_strata_and_risk_factors(loaded: GraphStore) -> None:
     assert sum(r["share"] for r in strata) == pytest.approx(1.0)  # type: ignore[misc]
     risks = run(loaded, "risk_factors", disease=AD)
     assert sorted((r["prevalence"], r["stratum"]) for r in risks) == [  # type: ignore[type-var]
-        (0.6, "KGS:str/age/65-74"), (0.73, None)
+        (0.6, "KGS:str/age/65-74"),
+        (0.73, None),
     ]
 
 

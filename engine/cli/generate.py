@@ -1,9 +1,289 @@
-"""Placeholder until its owner lands it."""
+"""``kgsynth generate``: plan (or read) specs, run them through an LLM backend, write JSONL.
+
+Rerunning the same command resumes: records already ``ok`` are skipped, ``failed`` ones are
+retried, and answers already paid for come from the request cache.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+
+from engine.errors import EngineError
+from engine.llm.base import LLMRequest, SamplingParams
+from engine.llm.factory import BackendSettings, make_backend
+from engine.llm.openai_backend import ENV_API_KEY, ENV_BASE_URL
+from engine.llm.pricing import PriceTable
+from engine.runner.cache import RequestCache
+from engine.runner.output import OutputLog, default_cache_path
+from engine.runner.run import RunConfig, Runner, RunSummary
+from engine.runner.sources import JobSource, from_planner, from_specs_file
+
+ENV_MODEL = "KGSYNTH_MODEL"
+_err = Console(stderr=True, soft_wrap=True)
+
+
+class BackendChoice(StrEnum):
+    openai = "openai"
+    transformers = "transformers"
+    vllm = "vllm"
+    batch = "batch"
+    template = "template"
+
+
+class Weighting(StrEnum):
+    prevalence = "prevalence"
+    log_frequency = "log-frequency"
+    uniform = "uniform"
+
+
+def _source(
+    ctx: typer.Context,
+    specs: Path | None,
+    recipe: str | None,
+    icd: str | None,
+    disease: list[str] | None,
+    by_prevalence: bool,
+    code_weighting: Weighting,
+    n: int | None,
+    seed: int,
+    settings: list[str] | None,
+) -> JobSource:
+    if specs is not None:
+        if recipe or icd or disease or by_prevalence:
+            raise EngineError("--specs replaces planning: drop --recipe/--icd/--disease/"
+                              "--by-prevalence, or drop --specs")
+        return from_specs_file(specs)
+    if not recipe or n is None:
+        raise EngineError("say what to generate: --recipe R (--icd CODE | --disease NAME | "
+                          "--by-prevalence) -n N, or --specs specs.jsonl")
+    from engine.cli.plan import parse_settings
+    from engine.plan import Planner, PlanRequest
+    from kg.cli import store_from_context
+
+    try:
+        request = PlanRequest(
+            recipe=recipe,
+            icd=tuple(c.strip() for c in icd.split(",") if c.strip()) if icd else (),
+            disease=tuple(disease or ()),
+            by_prevalence=by_prevalence,
+            code_weighting=code_weighting.value,
+            n=n,
+            seed=seed,
+            params=parse_settings(settings),
+        )
+    except ValidationError as err:
+        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise EngineError(f"generate: {detail} (--icd CODE[,CODE], --disease NAME or "
+                          "--by-prevalence)") from None
+    with store_from_context(ctx) as store:
+        planner = Planner(store, request)
+    return from_planner(planner)
+
+
+def _backend_settings(
+    backend: BackendChoice | None,
+    model: str | None,
+    base_url: str | None,
+    api_key_env: str,
+    device: str,
+    batch_size: int,
+    ingest: Path | None,
+) -> BackendSettings:
+    model = model or os.environ.get(ENV_MODEL)
+    if backend is None:
+        endpoint = base_url or os.environ.get(ENV_BASE_URL) or os.environ.get(api_key_env)
+        if not endpoint:
+            _err.print(
+                f"[yellow]no LLM endpoint configured[/] (--base-url, {ENV_BASE_URL} or "
+                f"{api_key_env}): using the template backend, which writes rule-based notes "
+                "labelled backend=template, not LLM text"
+            )
+            backend = BackendChoice.template
+        else:
+            backend = BackendChoice.openai
+            if not model:
+                raise EngineError(f"an LLM endpoint is configured: pass --model (or set "
+                                  f"{ENV_MODEL}), or choose --backend template")
+    return BackendSettings(
+        kind=backend.value, model=model, base_url=base_url, api_key_env=api_key_env,
+        device=device, batch_size=batch_size, ingest=ingest,
+    )
+
+
+def _write_batch_file(
+    source: JobSource, output: Path, batch_file: Path, model: str, params: SamplingParams
+) -> None:
+    from engine.llm.batch import write_batch_requests
+
+    done = {rid for rid, state in OutputLog(output).load().items() if state.status == "ok"}
+    requests = (
+        LLMRequest(request_id=job.record_id, messages=job.messages, params=params, seed=job.seed)
+        for job in source.jobs
+        if job.record_id not in done
+    )
+    count = write_batch_requests(batch_file, model, requests)
+    _err.print(
+        f"wrote {count} batch request(s) to {batch_file} ({len(done)} already done in {output}).\n"
+        f"Submit it (OpenAI: upload with purpose=batch, then POST /v1/batches with "
+        f"endpoint /v1/chat/completions; or `vllm run-batch -i {batch_file} -o results.jsonl "
+        f"--model {model}`), then ingest the results with the same command plus "
+        f"--ingest results.jsonl",
+        highlight=False,
+    )
+
+
+def _report(summary: RunSummary, backend_name: str) -> None:
+    rate = (summary.ok + summary.failed) / summary.elapsed_s if summary.elapsed_s else 0.0
+    usage = summary.usage
+    cost = f"; est. cost ${summary.cost_usd:.4f}" if summary.cost_usd is not None else ""
+    _err.print(
+        f"{summary.status}: wrote {summary.ok} ok, {summary.failed} failed "
+        f"({summary.cached} from cache, {summary.skipped} already done) in "
+        f"{summary.elapsed_s:.1f} s ({rate:.1f} rec/s); tokens {usage.prompt_tokens} in / "
+        f"{usage.completion_tokens} out{cost}\n"
+        f"{summary.output}: {summary.file_ok} ok, {summary.file_failed} failed; "
+        f"manifest {summary.manifest}",
+        highlight=False,
+    )
+    if backend_name == "template":
+        _err.print("[yellow]template backend: rule-based notes, no LLM was used[/]")
+    if summary.file_failed:
+        _err.print(f"[yellow]{summary.file_failed} record(s) failed (see their reason field); "
+                   "rerun the same command to retry them[/]")
+    if summary.status == "interrupted":
+        _err.print("[yellow]interrupted: rerun the same command to resume[/]")
+
+
+def generate(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write/resume.")],
+    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Recipe to plan.")] = None,
+    icd: Annotated[str | None, typer.Option(help="ICD-10-CM code(s), comma-separated.")] = None,
+    disease: Annotated[list[str] | None, typer.Option(help="Disease id or name (repeatable).")]
+    = None,
+    by_prevalence: Annotated[bool, typer.Option("--by-prevalence",
+                                                help="Draw codes by the graph's prevalence.")]
+    = False,
+    code_weighting: Annotated[Weighting, typer.Option(help="Code weighting for "
+                                                      "--by-prevalence.")] = Weighting.prevalence,
+    specs: Annotated[Path | None, typer.Option(help="Read specs (or jobs) from this JSONL "
+                                               "instead of planning.")] = None,
+    n: Annotated[int | None, typer.Option("-n", "--n", min=1, help="Records per code/disease "
+                                          "(the total for --by-prevalence).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE.")]
+    = None,
+    backend: Annotated[BackendChoice | None, typer.Option(
+        help="LLM backend (default: openai when an endpoint is configured, else template).")]
+    = None,
+    model: Annotated[str | None, typer.Option(help=f"Model name or local path; env {ENV_MODEL}.")]
+    = None,
+    base_url: Annotated[str | None, typer.Option(help=f"OpenAI-compatible endpoint; env "
+                                                 f"{ENV_BASE_URL}.")] = None,
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")]
+    = ENV_API_KEY,
+    temperature: Annotated[float | None, typer.Option(min=0, help="Default: the recipe's.")]
+    = None,
+    top_p: Annotated[float, typer.Option(min=0, max=1)] = 1.0,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Most requests in flight "
+                                                    "(AIMD lowers it on 429/503).")] = None,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Attempts per record.")] = 5,
+    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per request (remote "
+                                           "backends).")] = 120.0,
+    cache: Annotated[Path | None, typer.Option(help="Request cache (default: beside -o).")]
+    = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the request cache.")]
+    = False,
+    prices: Annotated[Path | None, typer.Option(help="JSON price table, USD per 1M tokens.")]
+    = None,
+    batch_file: Annotated[Path | None, typer.Option(help="Batch requests to write "
+                                                    "(--backend batch).")] = None,
+    ingest: Annotated[Path | None, typer.Option(help="Batch output to ingest "
+                                                "(--backend batch).")] = None,
+    device: Annotated[str, typer.Option(help="transformers device: auto, cpu, cuda, mps.")]
+    = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Local backends' batch size.")] = 8,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
+                                                  help="Default: when stderr is a terminal.")]
+    = None,
+) -> None:
+    """Generate notes: one JSONL record per spec, with provenance; rerun to resume."""
+    settings = _backend_settings(backend, model, base_url, api_key_env, device, batch_size,
+                                 ingest)
+    source = _source(ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed,
+                     set_)
+    gen = source.generation
+    params = SamplingParams(
+        temperature=temperature if temperature is not None else gen.temperature if gen else 0.7,
+        top_p=top_p,
+        max_tokens=max_tokens if max_tokens is not None else gen.max_tokens if gen else 1024,
+    )
+    if settings.kind == "batch" and settings.ingest is None:
+        if not settings.model:
+            raise EngineError("--backend batch needs --model (the model the batch will run)")
+        _write_batch_file(source, output, batch_file or output.with_name(
+            f"{output.stem}.batch.jsonl"), settings.model, params)
+        return
+    local = settings.kind in ("transformers", "vllm")
+    config = RunConfig(
+        concurrency=concurrency or (2 * batch_size if local else 16),
+        max_attempts=max_attempts,
+        timeout_s=timeout,
+        progress=sys.stderr.isatty() if progress is None else progress,
+        handle_signals=True,
+    )
+    _setup_logging()
+    summary = asyncio.run(_run(settings, source, output, params, config, cache, no_cache, prices))
+    _report(summary, settings.kind)
+    if summary.status == "interrupted":
+        raise typer.Exit(130)
+
+
+async def _run(
+    settings: BackendSettings,
+    source: JobSource,
+    output: Path,
+    params: SamplingParams,
+    config: RunConfig,
+    cache_path: Path | None,
+    no_cache: bool,
+    prices: Path | None,
+) -> RunSummary:
+    backend = make_backend(settings)
+    cache = None if no_cache or not backend.cacheable else RequestCache(
+        cache_path or default_cache_path(output))
+    try:
+        runner = Runner(
+            backend, output, params=params, config=config, cache=cache,
+            prices=PriceTable.load(prices, discount=0.5 if settings.kind == "batch" else 1.0),
+            manifest_extra={"source": source.provenance}, console=_err,
+        )
+        return await runner.run(source.jobs, total=source.total)
+    finally:
+        await backend.aclose()
+        if cache is not None:
+            cache.close()
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("kgsynth")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=_err, show_time=False, show_path=False))
+        logger.setLevel(logging.WARNING)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``generate`` command to the root app."""
+    app.command("generate")(generate)

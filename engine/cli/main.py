@@ -29,12 +29,18 @@ def root(
     ctx: typer.Context,
     uri: Annotated[
         str | None,
-        typer.Option(help="Graph URI: embedded:PATH (default), neo4j://HOST:PORT or bolt://...; "
-                     "env KGSYNTH_GRAPH_URI."),
+        typer.Option(
+            help="Graph URI: embedded:PATH (default), neo4j://HOST:PORT or bolt://...; "
+            "env KGSYNTH_GRAPH_URI."
+        ),
     ] = None,
     username: Annotated[str | None, typer.Option(help="Neo4j user; env NEO4J_USERNAME.")] = None,
-    database: Annotated[str | None, typer.Option(help="Neo4j database; env NEO4J_DATABASE.")] = None,
-    graph: Annotated[str | None, typer.Option(help="Embedded graph name (default kgsynth).")] = None,
+    database: Annotated[
+        str | None, typer.Option(help="Neo4j database; env NEO4J_DATABASE.")
+    ] = None,
+    graph: Annotated[
+        str | None, typer.Option(help="Embedded graph name (default kgsynth).")
+    ] = None,
 ) -> None:
     """Connection options apply to every command; the password comes from NEO4J_PASSWORD only."""
     ctx.obj = {"settings": resolve_settings(uri, username, database, graph)}
@@ -51,7 +57,9 @@ _err = Console(stderr=True, soft_wrap=True)
 def main() -> None:
     """Entry point: user errors become one clear message and a non-zero exit, no traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except ValidationFailed as err:
         for problem in sorted(err.problems):
             colour = "red" if problem.severity == "error" else "yellow"

@@ -1,9 +1,145 @@
-"""Placeholder until its owner lands it."""
+"""``kgsynth plan``: generation specs (or ready-to-submit OpenAI Batch lines) from the graph."""
 
 from __future__ import annotations
 
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from engine.errors import EngineError
+from engine.plan import Planner, PlanRequest, batch_line
+from engine.recipes import recipes
+from kg.cli import store_from_context
+
+_err = Console(stderr=True, soft_wrap=True)
+PROGRESS_FROM = 5_000
+
+
+class Format(StrEnum):
+    specs = "specs"
+    openai_batch = "openai-batch"
+
+
+class Weighting(StrEnum):
+    prevalence = "prevalence"
+    log_frequency = "log-frequency"
+    uniform = "uniform"
+
+
+def parse_settings(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` recipe parameters; VALUE is read as JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EngineError(f"--set {item!r} must look like KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _request(**fields: Any) -> PlanRequest:
+    try:
+        return PlanRequest(**fields)
+    except ValidationError as err:
+        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise EngineError(f"plan: {detail} (--icd CODE[,CODE], --disease NAME or "
+                          "--by-prevalence)") from None
+
+
+def plan(
+    ctx: typer.Context,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help=f"One of: {', '.join(recipes())}.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")],
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Records per code/disease "
+                                   "(the total for --by-prevalence).")],
+    icd: Annotated[str | None, typer.Option(help="ICD-10-CM code(s), comma-separated.")] = None,
+    disease: Annotated[list[str] | None, typer.Option(help="Disease id or name (repeatable).")]
+    = None,
+    by_prevalence: Annotated[bool, typer.Option("--by-prevalence",
+                                                help="Draw codes by the graph's prevalence.")]
+    = False,
+    code_weighting: Annotated[Weighting, typer.Option(help="Code weighting for --by-prevalence.")]
+    = Weighting.prevalence,
+    seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
+    fmt: Annotated[Format, typer.Option("--format", help="specs or openai-batch lines.")]
+    = Format.specs,
+    model: Annotated[str | None, typer.Option(help="Model name (openai-batch).")] = None,
+    temperature: Annotated[float | None, typer.Option(help="LLM temperature (openai-batch; "
+                                                      "default: the recipe's).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="LLM max_tokens (openai-batch; "
+                                                   "default: the recipe's).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE "
+                                                   "(repeatable; see docs/recipes.md).")] = None,
+    start: Annotated[int, typer.Option(min=0, help="First record index to write.")] = 0,
+    stop: Annotated[int | None, typer.Option(min=0, help="Stop before this record index.")]
+    = None,
+) -> None:
+    """Plan records: one JSON line per record, identical for identical inputs and seed."""
+    request = _request(
+        recipe=recipe,
+        icd=tuple(c.strip() for c in icd.split(",") if c.strip()) if icd else (),
+        disease=tuple(disease or ()),
+        by_prevalence=by_prevalence,
+        code_weighting=code_weighting.value,
+        n=n,
+        seed=seed,
+        params=parse_settings(set_),
+    )
+    if fmt is Format.openai_batch and not model:
+        raise EngineError("--format openai-batch needs --model (the model the batch will run)")
+    with store_from_context(ctx) as store:
+        planner = Planner(store, request)
+    gen = planner.recipe.generation
+    temp = gen.temperature if temperature is None else temperature
+    tokens = gen.max_tokens if max_tokens is None else max_tokens
+    shares = planner.code_probs.tolist() if planner.code_probs is not None else []
+    for i, target in enumerate(planner.targets):
+        code = target.icd.code if target.icd else "-"
+        share = f"  p={shares[i]:.3f}" if shares else ""
+        _err.print(f"{code} -> {target.disease} ({target.disease_id}){share}", highlight=False)
+    for note in planner.skipped:
+        _err.print(f"[yellow]skipped[/yellow] {note}", highlight=False)
+    stop = planner.total if stop is None else stop
+    total = max(stop - start, 0)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    columns = (TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with (
+            tmp.open("w", encoding="utf-8", newline="\n") as fh,
+            Progress(*columns, console=_err, transient=True,
+                     disable=total < PROGRESS_FROM) as progress,
+        ):
+            task = progress.add_task("plan", total=total)
+            for i, spec in enumerate(planner.iter_specs(start, stop), 1):
+                if fmt is Format.specs:
+                    fh.write(spec.model_dump_json())
+                else:
+                    assert model is not None
+                    fh.write(batch_line(spec, model, temp, tokens))
+                fh.write("\n")
+                if i % 1000 == 0:
+                    progress.update(task, completed=i)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _err.print(
+        f"wrote {total} {'specs' if fmt is Format.specs else 'batch requests'} "
+        f"({planner.recipe.name}, seed {seed}, kg {planner.kg_hash[:12]}) to {output}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``plan`` command to the root app."""
+    app.command("plan")(plan)

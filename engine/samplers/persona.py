@@ -23,6 +23,9 @@ from engine.samplers.tables import FloatArray, IntArray, cumulative, draw, norma
 from engine.spec import Persona, RiskFactorRef
 
 AGE_ATTRIBUTES = ("age_group", "age")
+#: Separator of a joint stratum's attributes and values (``age_group&sex`` = ``75-84&female``).
+JOINT = "&"
+_CACHE_LIMIT = 200_000
 _NUM = re.compile(r"\d+")
 _LOWER_OPEN = re.compile(r"(\+|>=|≥|>|and over|and older|or older|or over|plus)", re.IGNORECASE)
 _UPPER_OPEN = re.compile(r"(<=|≤|<|under|younger than|below)", re.IGNORECASE)
@@ -69,11 +72,11 @@ class PersonaSampler:
         by_attr: dict[str, list[tuple[str, float]]] = {}
         for s in profile.strata:
             by_attr.setdefault(s.attribute, []).append((s.value, s.share))
-        parts = {a: a.split("+") for a in by_attr}
+        parts = {a: a.split(JOINT) for a in by_attr}
         values: dict[str, list[str]] = {}
         for attr, rows in by_attr.items():
             for value, _ in rows:
-                pieces = value.split("+")
+                pieces = value.split(JOINT)
                 if len(pieces) != len(parts[attr]):
                     raise EngineError(f"{profile.disease}: stratum value {value!r} does not match "
                                       f"joint attribute {attr!r}")
@@ -88,11 +91,11 @@ class PersonaSampler:
         self.age_attribute = next((a for a in AGE_ATTRIBUTES if a in self.values), None)
         self._ages = self._age_table(open_age_span)
         self.factors = sorted({r.id for r in profile.risks})
-        self._factor_refs = {}
-        for r in profile.risks:
-            self._factor_refs[r.id] = RiskFactorRef(id=r.id, name=r.name, kind=r.kind)
+        self._factor_refs = {r.id: RiskFactorRef(id=r.id, name=r.name, kind=r.kind)
+                             for r in profile.risks}
         self._risk_rules = {f: [r for r in profile.risks if r.id == f] for f in self.factors}
         self.n_uniforms = len(self.tables) + 1 + len(self.factors)
+        self._cache: dict[tuple[tuple[str, ...], int, int], Persona] = {}
 
     def _chain(
         self, by_attr: dict[str, list[tuple[str, float]]], parts: dict[str, list[str]]
@@ -106,7 +109,7 @@ class PersonaSampler:
                 continue  # a joint table already gives this marginal
             rows = by_attr[attr]
             codes = np.array(
-                [[self._code[n][p] for n, p in zip(names, v.split("+"), strict=True)]
+                [[self._code[n][p] for n, p in zip(names, v.split(JOINT), strict=True)]
                  for v, _ in rows],
                 dtype=np.int64,
             )
@@ -147,9 +150,10 @@ class PersonaSampler:
                     drawn[attr] = table.codes[rows, i]
         ages = np.full(n, -1, dtype=np.int64)
         if self._ages is not None and self.age_attribute is not None:
-            lo, hi = self._ages[0][drawn[self.age_attribute]], self._ages[1][drawn[self.age_attribute]]
-            span = hi - lo + 1
-            ages = np.where(lo >= 0, lo + np.floor(u[:, len(self.tables)] * span), -1).astype(np.int64)
+            group = drawn[self.age_attribute]
+            lo, hi = self._ages[0][group], self._ages[1][group]
+            offset = np.floor(u[:, len(self.tables)] * (hi - lo + 1))
+            ages = np.where(lo >= 0, lo + offset, -1).astype(np.int64)
         risks = np.zeros((n, len(self.factors)), dtype=bool)
         base = len(self.tables) + 1
         for j, factor in enumerate(self.factors):
@@ -157,7 +161,9 @@ class PersonaSampler:
             risks[:, j] = u[:, base + j] < p
         return PersonaBatch(drawn, ages, risks)
 
-    def _risk_probability(self, rules: list[RiskInfo], drawn: dict[str, IntArray], n: int) -> FloatArray:
+    def _risk_probability(
+        self, rules: list[RiskInfo], drawn: dict[str, IntArray], n: int
+    ) -> FloatArray:
         p = np.zeros(n)
         specificity = np.full(n, -1)
         for rule in rules:
@@ -166,7 +172,7 @@ class PersonaSampler:
             elif rule.attribute is None or rule.value is None:
                 continue  # a stratum id the graph does not hold: validation reports it
             else:
-                names, pieces = rule.attribute.split("+"), rule.value.split("+")
+                names, pieces = rule.attribute.split(JOINT), rule.value.split(JOINT)
                 match = np.ones(n, dtype=bool)
                 for name, piece in zip(names, pieces, strict=False):
                     code = self._code.get(name, {}).get(piece)
@@ -180,11 +186,25 @@ class PersonaSampler:
             specificity[take] = level
         return p
 
-    def persona(self, batch: PersonaBatch, i: int) -> Persona:
-        """Record ``i`` of ``batch`` as a ``Persona``."""
-        attrs = {a: self.values[a][int(batch.values[a][i])] for a in self.attributes}
-        age = int(batch.ages[i])
-        factors = tuple(self._factor_refs[f] for f, on in zip(self.factors, batch.risks[i],
-                                                               strict=True) if on)
-        return Persona.model_construct(age=age if age >= 0 else None, attributes=attrs,
-                                       risk_factors=factors)
+    def personas(self, batch: PersonaBatch) -> list[Persona]:
+        """The batch as ``Persona`` objects (equal personas share one frozen object)."""
+        names = [np.array(self.values[a], dtype=object)[batch.values[a]].tolist()
+                 for a in self.attributes]
+        masks = (batch.risks * (1 << np.arange(len(self.factors)))).sum(axis=1).tolist()
+        out = []
+        for row, age, mask in zip(zip(*names, strict=True) if names else
+                                  [()] * len(masks), batch.ages.tolist(), masks, strict=True):
+            key = (row, age, mask)
+            persona = self._cache.get(key)
+            if persona is None:
+                if len(self._cache) >= _CACHE_LIMIT:
+                    self._cache.clear()
+                persona = Persona(
+                    age=age if age >= 0 else None,
+                    attributes=dict(zip(self.attributes, row, strict=True)),
+                    risk_factors=tuple(self._factor_refs[f] for j, f in enumerate(self.factors)
+                                       if mask >> j & 1),
+                )
+                self._cache[key] = persona
+            out.append(persona)
+        return out

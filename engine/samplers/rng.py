@@ -93,9 +93,9 @@ def _pools(run_seed: int, indices: NDArray[np.int64], stage: int) -> list[NDArra
     n = len(indices)
     vec = [np.full(n, p, dtype=_U32) for p in pool]
     with np.errstate(over="ignore"):
-        for word in (indices.astype(_U32), np.full(n, stage, dtype=_U32)):
+        for words in (indices.astype(_U32), np.full(n, stage, dtype=_U32)):
             for dst in range(_POOL):
-                vec[dst] = _mix_vector(vec[dst], h.vector(word))
+                vec[dst] = _mix_vector(vec[dst], h.vector(words))
     return vec
 
 

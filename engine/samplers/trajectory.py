@@ -38,6 +38,12 @@ def _span(months: float) -> str:
     return f"{value} month{'s' if value != 1 else ''}"
 
 
+def _period(months: float) -> str:
+    """``year`` for one year, ``2 years``, ``6 months``: for "within the ..." phrases."""
+    text = _span(months)
+    return text.removeprefix("1 ") if text.startswith("1 ") else text
+
+
 def _between(a: float, b: float) -> str:
     """``3 and 5 years`` when both ends share a unit, else ``6 months and 2 years``."""
     left, right = _span(a), _span(b)
@@ -50,11 +56,11 @@ def describe_window(start: float, end: float) -> str:
     """A window in words, relative to the diagnosis, e.g. ``between 3 and 5 years before``."""
     if end <= 0:
         if end == 0:
-            return f"within the {_span(start)} before the diagnosis"
+            return f"within the {_period(start)} before the diagnosis"
         return f"between {_between(-end, -start)} before the diagnosis"
     if start >= 0:
         if start == 0:
-            return f"within the first {_span(end)} after the diagnosis"
+            return f"within the first {_period(end)} after the diagnosis"
         return f"between {_between(start, end)} after the diagnosis"
     return f"around the time of the diagnosis (from {_span(start)} before to {_span(end)} after)"
 
@@ -102,14 +108,12 @@ class TrajectorySampler:
             cat = s.category_in(scheme)
             if cat is not None:
                 pool.append((s, cat.id, cat.name))
+        if not pool:
+            raise EngineError(f"{name}: no symptom is in a category of scheme {scheme!r}")
         pool.sort(key=lambda p: (p[1], p[0].id))
-        categories = sorted({(p[1], p[2]) for p in pool})
-        for w in profile.windows:
-            for o in w.observations:
-                if o.kind == "SymptomCategory" and o.scheme == scheme and (o.target_id, o.name) \
-                        not in categories:
-                    categories.append((o.target_id, o.name))
-        self.categories = sorted(categories)
+        observed = {(o.target_id, o.name) for w in profile.windows for o in w.observations
+                    if o.kind == "SymptomCategory" and o.scheme == scheme}
+        self.categories = sorted({(p[1], p[2]) for p in pool} | observed)
         cat_index = {c[0]: i for i, c in enumerate(self.categories)}
         n_w, n_c = len(self.windows), len(self.categories)
         freq = np.zeros((n_w, n_c))
@@ -125,8 +129,9 @@ class TrajectorySampler:
         self.expected_keywords = keyword_multiplier * freq.sum(axis=1)
         if min_keywords < 0 or max_keywords < max(min_keywords, 1):
             raise EngineError("keywords: need 0 <= min_keywords <= max_keywords and max >= 1")
-        self.min_keywords, self.max_keywords = min_keywords, max_keywords
-        self.k_max = int(min(max_keywords, max(min_keywords, np.ceil(self.expected_keywords.max()))))
+        self.min_keywords = min_keywords
+        most = max(min_keywords, int(np.ceil(self.expected_keywords.max())))
+        self.k_max = min(max_keywords, most)
         self.pool_category = np.array([cat_index[p[1]] for p in pool], dtype=np.int64)
         self.members = [np.flatnonzero(self.pool_category == c) for c in range(n_c)]
         weights = np.ones((n_w, len(pool)))
@@ -146,7 +151,7 @@ class TrajectorySampler:
             for s, cid, cname in pool
         ]
         self._n_forms = np.array([len(k) for k in self.keywords], dtype=np.int64)
-        self.n_uniforms = 2 + self.k_max + 2 * len(pool)
+        self.n_uniforms = 2 + 2 * self.k_max + len(pool)
 
     def _window_probs(self, profile: DiseaseProfile, mode: WindowWeighting) -> np.ndarray:
         weights = [w.weight for w in profile.windows]
@@ -182,12 +187,18 @@ class TrajectorySampler:
             take = np.minimum(counts[:, c], np.isfinite(sub).sum(axis=1))
             ranked = -np.sort(-sub, axis=1)
             threshold = ranked[np.arange(n), np.maximum(take - 1, 0)]
-            chosen[:, members] = (sub >= threshold[:, None]) & (take[:, None] > 0) & np.isfinite(sub)
-        forms = np.floor(u[:, base + p :] * self._n_forms).astype(np.int64)
-        order = np.argsort(np.where(chosen, -keys, np.inf), axis=1, kind="stable")
-        per_record = chosen.sum(axis=1)
+            keep = (sub >= threshold[:, None]) & np.isfinite(sub)
+            chosen[:, members] = keep & (take[:, None] > 0)
+        # the chosen keywords of each record, in descending key order (a random order), each
+        # written as one of its surface forms
+        top = min(self.k_max, p)
+        ranked = np.where(chosen, keys, -np.inf)
+        cols = np.argpartition(-ranked, top - 1, axis=1)[:, :top]
+        cols = np.take_along_axis(cols, np.argsort(-np.take_along_axis(ranked, cols, axis=1),
+                                                   axis=1, kind="stable"), axis=1)
+        forms = np.floor(u[:, base + p : base + p + top] * self._n_forms[cols]).astype(np.int64)
+        per_record = chosen.sum(axis=1).tolist()
         out = []
-        for i in range(n):
-            cols = order[i, : per_record[i]]
-            out.append([self.keywords[j][forms[i, j]] for j in cols])
+        for c_row, f_row, k_i in zip(cols.tolist(), forms.tolist(), per_record, strict=True):
+            out.append([self.keywords[j][f] for j, f in zip(c_row[:k_i], f_row, strict=False)])
         return TrajectoryBatch(win, out)

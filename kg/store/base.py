@@ -39,7 +39,8 @@ def checked_type(rel_type: str) -> str:
     """``rel_type`` if it is on the allow-list of relationship types."""
     if rel_type not in REL_TYPES:
         raise QueryError(
-            f"relationship type {rel_type!r} is not allowed; allowed: {', '.join(sorted(REL_TYPES))}"
+            f"relationship type {rel_type!r} is not allowed; "
+            f"allowed: {', '.join(sorted(REL_TYPES))}"
         )
     return rel_type
 

@@ -136,8 +136,10 @@ class Neo4jStore(GraphStore):
         return schema_statements("neo4j")
 
     def server_version(self) -> str:
-        rows = self.read("CALL dbms.components() YIELD name, versions, edition "
-                         "RETURN name, versions[0] AS version, edition")
+        rows = self.read(
+            "CALL dbms.components() YIELD name, versions, edition "
+            "RETURN name, versions[0] AS version, edition"
+        )
         if not rows:
             return "Neo4j (unknown version)"
         r = rows[0]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Collection
 
-from kg.batch import GraphBatch, Location, Problem
-from kg.model import REL_KEYS, REL_MODELS, node_props, rel_key, rel_props
+from kg.batch import GraphBatch, Location, Problem, RawItem, parse_items
+from kg.errors import ValidationFailed
+from kg.model import NODE_MODELS, REL_KEYS, REL_MODELS, node_props, rel_key, rel_props
 from kg.store.base import (
     DEFAULT_BATCH,
     GraphStore,
@@ -34,7 +36,9 @@ def existing_ids(store: GraphStore, label: str, ids: list[str]) -> set[str]:
     return found
 
 
-def resolve_endpoints(batch: GraphBatch, store: GraphStore | None) -> tuple[Endpoints, list[Problem]]:
+def resolve_endpoints(
+    batch: GraphBatch, store: GraphStore | None
+) -> tuple[Endpoints, list[Problem]]:
     """Find each relationship's start and end labels in the batch, else in the live graph.
 
     A missing or ambiguous endpoint is a problem naming where the relationship came from.
@@ -61,20 +65,40 @@ def resolve_endpoints(batch: GraphBatch, store: GraphStore | None) -> tuple[Endp
             endpoints[(rel.type, rel.start, rel.end)] = pairs[0]
             continue
         if len(pairs) > 1:
-            problems.append(Problem(loc, "end", f"{rel.type} {rel.start} -> {rel.end} is "
-                                    f"ambiguous: the ids exist under several labels {pairs}"))
+            problems.append(
+                Problem(
+                    loc,
+                    "end",
+                    f"{rel.type} {rel.start} -> {rel.end} is "
+                    f"ambiguous: the ids exist under several labels {pairs}",
+                )
+            )
             continue
         starts = {s for s, _ in type(rel).ends}
         ends = {e for _, e in type(rel).ends}
         if not any(has(s, rel.start) for s in starts):
-            problems.append(Problem(loc, "start", f"{rel.type} starts at unknown "
-                                    f"{'/'.join(sorted(starts))} {rel.start!r}"))
+            problems.append(
+                Problem(
+                    loc,
+                    "start",
+                    f"{rel.type} starts at unknown {'/'.join(sorted(starts))} {rel.start!r}",
+                )
+            )
         elif not any(has(e, rel.end) for e in ends):
-            problems.append(Problem(loc, "end", f"{rel.type} ends at unknown "
-                                    f"{'/'.join(sorted(ends))} {rel.end!r}"))
+            problems.append(
+                Problem(
+                    loc, "end", f"{rel.type} ends at unknown {'/'.join(sorted(ends))} {rel.end!r}"
+                )
+            )
         else:
-            problems.append(Problem(loc, "end", f"{rel.type} cannot join {rel.start!r} to "
-                                    f"{rel.end!r}; allowed: {list(type(rel).ends)}"))
+            problems.append(
+                Problem(
+                    loc,
+                    "end",
+                    f"{rel.type} cannot join {rel.start!r} to "
+                    f"{rel.end!r}; allowed: {list(type(rel).ends)}",
+                )
+            )
     return endpoints, problems
 
 
@@ -91,7 +115,9 @@ def batch_statements(batch: GraphBatch, endpoints: Endpoints, batch_size: int) -
         props = rel_props(rel)
         if rel.type in REL_KEYS:
             props["rkey"] = "|".join(rel_key(rel.type, rel.start, rel.end, props)[3:])
-        groups[(rel.type, start_label, end_label)].append({"s": rel.start, "e": rel.end, "p": props})
+        groups[(rel.type, start_label, end_label)].append(
+            {"s": rel.start, "e": rel.end, "p": props}
+        )
     for (rel_type, start_label, end_label), rows in sorted(groups.items()):
         rows.sort(key=lambda r: (str(r["s"]), str(r["e"])))
         statements.append(
@@ -111,8 +137,6 @@ def write_batch(
 
     Raises ``ValidationFailed`` before writing anything if an endpoint is missing.
     """
-    from kg.errors import ValidationFailed
-
     endpoints, problems = resolve_endpoints(batch, store)
     if problems:
         raise ValidationFailed(problems)
@@ -121,18 +145,26 @@ def write_batch(
     return WriteStats(batch.node_count(), batch.rel_count(), time.perf_counter() - started)
 
 
-def read_graph(store: GraphStore) -> GraphBatch:
-    """The whole graph (every allow-listed label and type) as a batch, for export and diffs."""
-    from kg.batch import RawItem, parse_items
-    from kg.errors import ValidationFailed
-    from kg.model import NODE_MODELS
+def read_graph(
+    store: GraphStore,
+    labels: Collection[str] | None = None,
+    rel_types: Collection[str] | None = None,
+) -> GraphBatch:
+    """The whole graph (every allow-listed label and type) as a batch, for export and diffs.
+
+    ``labels`` / ``rel_types`` restrict what is read (default: everything).
+    """
 
     items: list[RawItem] = []
     where = Location("graph")
     for label in sorted(NODE_MODELS):
+        if labels is not None and label not in labels:
+            continue
         for row in store.read(f"MATCH (n:{checked_label(label)}) RETURN properties(n) AS p"):
             items.append(RawItem("node", label, row["p"], where))
     for rel_type, model in sorted(REL_MODELS.items()):
+        if rel_types is not None and rel_type not in rel_types:
+            continue
         for start_label, end_label in model.ends:
             cypher = (
                 f"MATCH (a:{checked_label(start_label)})-[r:{rel_type}]->"
@@ -140,8 +172,9 @@ def read_graph(store: GraphStore) -> GraphBatch:
             )
             for row in store.read(cypher):
                 props = {k: v for k, v in row["p"].items() if k != "rkey"}
-                items.append(RawItem("rel", rel_type, {"start": row["s"], "end": row["e"], **props},
-                                     where))
+                items.append(
+                    RawItem("rel", rel_type, {"start": row["s"], "end": row["e"], **props}, where)
+                )
     batch, problems = parse_items(items)
     if problems:
         raise ValidationFailed(problems)

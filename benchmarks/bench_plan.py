@@ -1,0 +1,178 @@
+"""Planning throughput: specs per second with prompt rendering, against the naive way.
+
+The planner reads each disease's profile once, compiles numpy tables and samples whole
+batches; every spec is rendered to chat messages and serialised as an OpenAI Batch request
+line (exactly what ``kgsynth plan --format openai-batch`` writes). The naive way touches the
+graph for every record:
+
+* ``naive`` -- one graph query per record (the disease's symptom read, ``profile_symptoms``),
+  with everything else served from memory and the same sampling and rendering: the cheapest
+  per-record graph access there is, so the ratio against it is a lower bound;
+* ``naive_full`` -- the whole profile read again (nine named queries) and the samplers compiled
+  again for every record.
+
+Both naive variants produce exactly the planner's specs (checked). Content: the curated seed
+(kg/seed/*.yaml) plus the ICD-10-CM codes it references, written (MERGE) into a fresh
+embedded store and into Neo4j (``NEO4J_URI``/``NEO4J_PASSWORD``, else a private local server
+via tests/neo4j_server.py). Wall-clock seconds; the median of ``--repeat`` runs.
+
+    python benchmarks/bench_plan.py [--n 100000] [--naive 300] [--repeat 3] [--no-neo4j]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from pydantic import SecretStr
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engine.plan import CompiledRecipe, Planner, PlanRequest, batch_line  # noqa: E402
+from engine.profile import Target, load_profile  # noqa: E402
+from kg.batch import GraphBatch  # noqa: E402
+from kg.queries import get_query  # noqa: E402
+from kg.settings import GraphSettings  # noqa: E402
+from kg.store import GraphStore, open_store  # noqa: E402
+from kg.store.falkor_store import FalkorStore  # noqa: E402
+from kg.store.writer import write_batch  # noqa: E402
+
+CASES = [("dualalign", "G30.9"), ("medsyn", "G30.9"), ("mh_report", "F32.9")]
+
+
+def seed_content() -> GraphBatch:
+    """The curated seed modules plus the catalogue codes they use and their ancestors."""
+    from loaders.seed import CURATED, build_part
+
+    batch = GraphBatch()
+    for name in CURATED:
+        part, problems = build_part(name)
+        if any(p.severity == "error" for p in problems):
+            raise SystemExit(f"seed part {name} has errors: {problems[:3]}")
+        batch.merge(part.batch)
+    catalogue = build_part("catalogue")[0].batch
+    parent = {r.end: r for r in catalogue.rels["PARENT_OF"].values()}
+    wanted = {r.end for r in batch.rels.get("CODED_AS", {}).values()}
+    todo = list(wanted)
+    while todo:
+        rel = parent.get(todo.pop())
+        if rel is not None and rel.start not in wanted:
+            wanted.add(rel.start)
+            todo.append(rel.start)
+    for code in sorted(wanted):
+        batch.add_node(catalogue.nodes["IcdCode"][code])
+        if code in parent:
+            batch.add_rel(parent[code])
+    return batch
+
+
+def timed(fn: Callable[[], int], repeat: int) -> tuple[float, float]:
+    """Median items per second of ``fn`` (which returns how many it made): wall clock, and
+    per second of this process's CPU time (less sensitive to other load on the machine)."""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        count = fn()
+        wall.append(count / (time.perf_counter() - started))
+        cpu.append(count / max(time.process_time() - cpu_started, 1e-9))
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def fast(store: GraphStore, recipe: str, code: str, n: int, sink: list[str]) -> int:
+    """The planner, end to end: resolve, read profiles once, sample, render, serialise."""
+    sink.clear()
+    planner = Planner(store, PlanRequest(recipe=recipe, icd=(code,), n=n, seed=7))
+    gen = planner.recipe.generation
+    for spec in planner.iter_specs():
+        sink.append(batch_line(spec, "bench-model", gen.temperature, gen.max_tokens))
+    return len(sink)
+
+
+def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str],
+          full: bool) -> int:
+    """One record at a time, going back to the graph for each."""
+    sink.clear()
+    planner = Planner(store, PlanRequest(recipe=recipe, icd=(code,), n=n, seed=7))
+    compiled = planner.compiled[0]
+    profile = compiled.profile
+    target = Target(disease_id=profile.disease_id, disease=profile.disease, icd=profile.icd)
+    symptoms = get_query("profile_symptoms").text
+    gen = planner.recipe.generation
+    for i in range(n):
+        if full:
+            fresh = load_profile(store, target)
+            compiled = CompiledRecipe(planner.recipe, planner.params, fresh)
+        else:
+            store.read(symptoms, {"disease": profile.disease_id})
+        spec = compiled.specs(7, np.array([i], dtype=np.int64))[0]
+        sink.append(batch_line(spec, "bench-model", gen.temperature, gen.max_tokens))
+    return len(sink)
+
+
+def bench(label: str, store: GraphStore, args: argparse.Namespace) -> None:
+    fast_lines: list[str] = []
+    naive_lines: list[str] = []
+    for recipe, code in CASES:
+        rate, cpu = timed(partial(fast, store, recipe, code, args.n, fast_lines), args.repeat)
+        name = "plan_specs_per_s" + ("" if recipe == "dualalign" else f"_{recipe}")
+        name += "" if (label, recipe) == ("embedded", "dualalign") else f"_{label}"
+        print(f"BENCH {name} {rate:.0f} specs/s", flush=True)
+        print(f"#   {name} per CPU-second of this process: {cpu:.0f} specs/s", flush=True)
+        if recipe != "dualalign":
+            continue
+        head = fast_lines[: args.naive]
+        for full in (False, True):
+            count = args.naive if not full else max(20, args.naive // 5)
+            nrate, _ = timed(partial(naive, store, recipe, code, count, naive_lines, full), 1)
+            if naive_lines != head[:count]:
+                raise SystemExit("the naive way produced different specs")
+            tag = "naive_full" if full else "naive"
+            print(f"BENCH plan_{tag}_specs_per_s_{label} {nrate:.1f} specs/s", flush=True)
+            print(f"BENCH plan_vs_{tag}_{label} {rate / nrate:.0f} x", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000, help="specs per fast run")
+    parser.add_argument("--naive", type=int, default=300, help="records for the naive way")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-neo4j", action="store_true")
+    args = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# {os.cpu_count()} CPUs, load average {load:.1f}; n={args.n}, naive={args.naive}")
+    content = seed_content()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(GraphSettings(uri=f"embedded:{tmp}/bench.db"))
+        assert isinstance(store, FalkorStore)
+        store.apply_schema()
+        write_batch(store, content)
+        bench("embedded", store, args)
+        store.close()
+    if args.no_neo4j:
+        return
+    from tests.neo4j_server import ensure_neo4j, stop
+
+    conn = ensure_neo4j()
+    neo = open_store(GraphSettings(uri=conn.uri, username=conn.username,
+                                   password=SecretStr(conn.password)))
+    try:
+        print(f"# {neo.server_version()} at {conn.uri}")
+        neo.apply_schema()
+        write_batch(neo, content)
+        bench("neo4j", neo, args)
+    finally:
+        neo.close()
+        stop()
+
+
+if __name__ == "__main__":
+    main()

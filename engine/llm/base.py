@@ -1,0 +1,135 @@
+"""The one small interface every backend implements: messages + sampling in, text + usage out."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BackendName = Literal["openai", "transformers", "vllm", "batch", "template"]
+Messages = list[dict[str, str]]
+
+
+class SamplingParams(BaseModel):
+    """Run-level sampling parameters; part of the fingerprint and of every cache key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=1024, ge=1)
+    stop: tuple[str, ...] = ()
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    """One chat request. ``spec`` is read only by the template backend.
+
+    ``seed`` is the record's sampling seed (sent where the backend supports it);
+    ``json_schema`` asks for structured output: ``{"name": ..., "schema": {...}}``.
+    """
+
+    request_id: str
+    messages: Messages
+    params: SamplingParams
+    seed: int | None = None
+    json_schema: Mapping[str, Any] | None = None
+    spec: Mapping[str, Any] = field(default_factory=dict)
+
+    def key_params(self) -> dict[str, Any]:
+        """What besides model and messages decides the answer (the cache key's params)."""
+        out = self.params.model_dump(mode="json")
+        out["seed"] = self.seed
+        if self.json_schema is not None:
+            out["json_schema"] = dict(self.json_schema)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResponse:
+    """``raw`` is the model's text exactly as returned; ``text`` is it stripped."""
+
+    raw: str
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    response_id: str | None = None
+    served_model: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.raw.strip()
+
+
+class LLMError(Exception):
+    """A failed request; ``retryable`` says whether another attempt may succeed."""
+
+    retryable = False
+
+
+class TransientError(LLMError):
+    """Worth retrying: 5xx, timeouts, dropped connections, malformed or unparseable output."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(TransientError):
+    """429 or 503: the endpoint asks for less load; the runner cuts its concurrency."""
+
+
+class ConnectionFailed(TransientError):
+    """The endpoint could not be reached at all (refused, DNS, reset before a response)."""
+
+
+class PermanentError(LLMError):
+    """The request itself is wrong (400, 422, content filter): retrying will not help."""
+
+
+class Backend(abc.ABC):
+    """A text generator. ``complete`` is called concurrently from one event loop."""
+
+    name: BackendName
+    model: str
+    #: whether answers are worth keeping in the request cache
+    cacheable: bool = True
+    #: ask the runner for no per-request timeout (local backends cannot be interrupted)
+    local: bool = False
+
+    @abc.abstractmethod
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """Answer one request or raise an ``LLMError`` (or ``EngineError`` to stop the run)."""
+
+    async def aclose(self) -> None:
+        """Release connections, threads or devices."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Configuration for the run manifest, without secrets."""
+        return {"backend": self.name, "model": self.model}
+
+    async def __aenter__(self) -> Backend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,208 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, Azure v1, vLLM, Ollama, llama.cpp, ...).
+
+Uses ``openai.AsyncOpenAI`` over its aiohttp transport with the client's own retries off
+(``max_retries=0``): the runner retries with backoff and AIMD. Requests go through the
+client's documented low-level ``post`` with a plain JSON body and come back as text, which
+skips the SDK's per-request type transforms (about half its CPU cost per call) and lets
+malformed bodies be parsed defensively. The API key is read from the environment only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import openai
+
+from engine.errors import EngineError
+from engine.llm.base import (
+    Backend,
+    ConnectionFailed,
+    LLMError,
+    LLMRequest,
+    LLMResponse,
+    Overloaded,
+    PermanentError,
+    TransientError,
+)
+from engine.llm.parsing import parse_chat_completion
+
+OPENAI_URL = "https://api.openai.com/v1"
+ENV_BASE_URL = "OPENAI_BASE_URL"
+ENV_API_KEY = "OPENAI_API_KEY"
+#: a placeholder for local servers that ignore keys (vLLM, Ollama, llama.cpp)
+NO_KEY = "EMPTY"
+#: transport errors (httpx / httpx2 names) raised before any response arrived
+_CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
+
+
+def display_url(url: str) -> str:
+    """``url`` without user info, query or fragment: safe to print and to store."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _error_message(err: openai.APIStatusError) -> str:
+    body = err.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    text = err.response.text if err.response is not None else ""
+    return " ".join(text.split())[:200] or err.__class__.__name__
+
+
+def chat_body(model: str, request: LLMRequest, token_field: str = "max_tokens") -> dict[str, Any]:
+    """The JSON body of ``/chat/completions`` for ``request`` (API calls and batch files)."""
+    params = request.params
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": request.messages,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        token_field: params.max_tokens,
+    }
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.json_schema is not None:
+        body["response_format"] = {"type": "json_schema", "json_schema": dict(request.json_schema)}
+    return body
+
+
+class OpenAIBackend(Backend):
+    """Chat completions against ``base_url`` (flag, else ``OPENAI_BASE_URL``, else OpenAI)."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = ENV_API_KEY,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        url = (base_url or os.environ.get(ENV_BASE_URL) or OPENAI_URL).rstrip("/")
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise EngineError(
+                f"--base-url must be an http(s) URL such as http://localhost:8000/v1, "
+                f"got {display_url(url)!r}"
+            )
+        self.base_url = url
+        self.display_url = display_url(url)
+        self.api_key_env = api_key_env
+        key = os.environ.get(api_key_env, "")
+        if not key and urlsplit(url).hostname == urlsplit(OPENAI_URL).hostname:
+            raise EngineError(f"no API key for {self.display_url}: set {api_key_env}")
+        self._secrets = tuple(s for s in (key,) if s)
+        self._key = key or NO_KEY
+        self._token_field = (
+            "max_completion_tokens" if self.display_url.startswith(OPENAI_URL) else "max_tokens"
+        )
+        self._extra_body = dict(extra_body or {})
+        self._client: openai.AsyncOpenAI | None = None
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            try:
+                http_client = openai.DefaultAioHttpClient()
+            except RuntimeError:  # an openai build without its aiohttp transport
+                http_client = None
+            self._client = openai.AsyncOpenAI(
+                api_key=self._key,
+                base_url=self.base_url,
+                max_retries=0,
+                http_client=http_client,
+            )
+        return self._client
+
+    def body(self, request: LLMRequest) -> dict[str, Any]:
+        return {**chat_body(self.model, request, self._token_field), **self._extra_body}
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        client = self._get_client()
+        try:
+            text = await client.post("/chat/completions", cast_to=str, body=self.body(request))
+        except openai.APIStatusError as err:
+            raise self._status_error(err) from None
+        except openai.APIConnectionError as err:  # includes APITimeoutError
+            cause = err.__cause__ or err
+            detail = self._scrub(str(cause)) or type(cause).__name__
+            if type(cause).__name__ in _CONNECT_ERRORS:
+                raise ConnectionFailed(f"cannot connect to {self.display_url}: {detail}") from None
+            if isinstance(err, openai.APITimeoutError):
+                raise TransientError("request timed out") from None
+            raise TransientError(f"connection to {self.display_url} broke: {detail}") from None
+        return parse_chat_completion(text)
+
+    def _status_error(self, err: openai.APIStatusError) -> LLMError | EngineError:
+        status = err.status_code
+        message = self._scrub(_error_message(err))[:300]
+        where = f"HTTP {status} from {self.display_url}: {message}"
+        retry_after = parse_retry_after(err.response.headers)
+        if status in (401, 403):
+            return EngineError(
+                f"{self.display_url} refused the credentials (HTTP {status}); "
+                f"check {self.api_key_env}: {message}"
+            )
+        if status == 404:
+            return EngineError(
+                f"{self.display_url} has no model {self.model!r} or no /chat/completions "
+                f"(HTTP 404): {message}; check --model and --base-url"
+            )
+        if status in (429, 503):
+            return Overloaded(where, retry_after)
+        if status in (408, 409) or status >= 500:
+            return TransientError(where, retry_after)
+        return PermanentError(where)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "base_url": self.display_url,
+            "api_key_env": self.api_key_env,
+        }

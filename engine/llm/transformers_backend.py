@@ -1,0 +1,144 @@
+"""A local Hugging Face model through ``transformers``: batched ``generate()`` on one thread.
+
+Loads local directories only (nothing is downloaded at run time). Uses the tokenizer's
+chat template when it has one, else a plain ``role: content`` transcript. Prompts are
+left-padded and generated in batches of ``batch_size`` (the runner's concurrency keeps the
+batcher fed). Sampling seeds apply per batch, not per record: for exactly reproducible
+text use temperature 0 (greedy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.llm.base import Backend, LLMRequest, LLMResponse, Messages, Usage
+from engine.llm.batching import MicroBatcher
+
+
+def pick_device(choice: str) -> str:
+    """``auto`` -> cuda, then mps, then cpu; anything else as given."""
+    import torch
+
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+class TransformersBackend(Backend):
+    """``model_path`` is a local directory holding a causal LM and its tokenizer."""
+
+    name = "transformers"
+    local = True
+
+    def __init__(
+        self, model_path: str, *, device: str = "auto", batch_size: int = 8, dtype: str = "auto"
+    ) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_dir():
+            raise EngineError(
+                f"--model {model_path}: no such directory; the transformers backend loads local "
+                "models only (fetch one first, e.g. `hf download ORG/NAME --local-dir DIR`)"
+            )
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise EngineError(
+                "the transformers backend needs torch and transformers: "
+                "pip install 'kgsynth[transformers]'"
+            ) from None
+        self.model = model_path
+        self.device = pick_device(device)
+        try:
+            self.tokenizer: Any = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+            lm: Any = AutoModelForCausalLM.from_pretrained(
+                path, dtype=torch_dtype, local_files_only=True
+            )
+            self.lm = lm.to(self.device)
+        except (OSError, ValueError, AttributeError, RuntimeError) as err:
+            raise EngineError(f"cannot load a model from {path}: {_first_line(err)}") from None
+        self.lm.eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._torch = torch
+        self._batcher = MicroBatcher(self._generate_batch, batch_size)
+
+    def prompt(self, messages: Messages) -> str:
+        if self.tokenizer.chat_template:
+            text: str = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            return text
+        turns = [f"{m['role']}: {m['content']}" for m in messages]
+        return "\n\n".join([*turns, "assistant:"])
+
+    def _generate_batch(self, requests: list[LLMRequest]) -> list[LLMResponse]:
+        torch, tok = self._torch, self.tokenizer
+        params = requests[0].params
+        encoded = tok(
+            [self.prompt(r.messages) for r in requests],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=not tok.chat_template,
+        ).to(self.device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "pad_token_id": tok.pad_token_id,
+        }
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            if requests[0].seed is not None:
+                torch.manual_seed(requests[0].seed)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None)
+        with torch.inference_mode():
+            output = self.lm.generate(**encoded, **kwargs)
+        prompt_len = encoded["input_ids"].shape[1]
+        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
+        eos = tok.eos_token_id
+        results = []
+        for row, n_prompt in zip(output[:, prompt_len:].tolist(), prompt_tokens, strict=True):
+            ended = eos is not None and eos in row
+            n_new = row.index(eos) + 1 if ended else len(row)
+            text = tok.decode(row[:n_new], skip_special_tokens=True)
+            finish = "stop" if ended else "length"
+            for stop in params.stop:
+                if stop in text:
+                    text, finish = text[: text.index(stop)], "stop"
+            results.append(
+                LLMResponse(
+                    raw=text,
+                    usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_new,
+                                total_tokens=n_prompt + n_new),
+                    finish_reason=finish,
+                    served_model=self.model,
+                )
+            )
+        return results
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return await self._batcher.submit(request)
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "device": self.device,
+            "batch_size": self._batcher.max_batch,
+            "dtype": str(self.lm.dtype),
+        }

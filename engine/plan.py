@@ -1,0 +1,270 @@
+"""The planner: resolve the request, read one profile per disease, emit ``GenerationSpec``s.
+
+Record ``i`` of a run depends only on (graph content, recipe, parameters, run seed, i):
+quotas lay records out code by code (records ``0..n-1`` for the first code, ...), and in
+``by_prevalence`` mode record ``i`` draws its code from its own ``Stage.CODE`` stream. So any
+slice of a run, in any batch size, reproduces exactly the same specs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from functools import cache
+from json.encoder import encode_basestring
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.errors import EngineError
+from engine.profile import Catalogue, DiseaseProfile, Target, load_profile
+from engine.recipes import Recipe, RecipeParams, compiled_template, get_recipe, render_messages
+from engine.samplers.medsyn import CodeWeighting, ExampleSampler, SymptomSampler, code_probabilities
+from engine.samplers.mh import report_sections
+from engine.samplers.persona import PersonaSampler
+from engine.samplers.rng import Stage, record_seeds, stage_uniforms
+from engine.samplers.tables import IntArray, cumulative, draw
+from engine.samplers.trajectory import TrajectorySampler
+from engine.spec import GenerationSpec, record_id
+from kg.store import GraphStore
+
+DEFAULT_BATCH = 4096
+
+
+class PlanRequest(BaseModel):
+    """What to plan: a recipe, which codes/diseases, how many records, the run seed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recipe: str
+    icd: tuple[str, ...] = ()
+    disease: tuple[str, ...] = ()
+    by_prevalence: bool = False
+    code_weighting: CodeWeighting = "prevalence"
+    n: int = Field(gt=0, description="records per code/disease; the total for by_prevalence")
+    seed: int = Field(ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> PlanRequest:
+        modes = sum([bool(self.icd), bool(self.disease), self.by_prevalence])
+        if modes != 1:
+            raise ValueError("choose exactly one of icd, disease or by_prevalence")
+        return self
+
+
+def _preferred(recipe: Recipe, profile: DiseaseProfile) -> str | None:
+    """The first of the recipe's preferred category schemes the profile has frequencies for."""
+    schemes = profile.schemes()
+    return next((s for s in recipe.scheme_preference if s in schemes), None)
+
+
+class CompiledRecipe:
+    """A recipe's samplers compiled for one profile; turns record indices into specs."""
+
+    def __init__(self, recipe: Recipe, params: RecipeParams, profile: DiseaseProfile) -> None:
+        self.recipe, self.profile = recipe, profile
+        parts = set(recipe.components)
+        code = profile.icd.code if profile.icd else None
+        if recipe.icd_prefix and not (code or "").startswith(recipe.icd_prefix):
+            raise EngineError(f"{recipe.name} is conditioned on ICD-10-CM {recipe.icd_prefix}-codes"
+                              f"; {profile.disease} is coded {code or 'with no code'}")
+        self.persona = (PersonaSampler(profile, params.open_age_span)
+                        if "persona" in parts else None)
+        self.trajectory = (
+            TrajectorySampler(profile, params.scheme or _preferred(recipe, profile),
+                              params.window_weights,
+                              params.keyword_multiplier, params.min_keywords, params.max_keywords)
+            if "trajectory" in parts else None
+        )
+        self.symptoms = (
+            SymptomSampler(profile, params.symptom_temperature, params.min_symptoms,
+                           params.max_symptoms)
+            if "symptoms" in parts else None
+        )
+        self.examples = (ExampleSampler(profile, params.example_probability)
+                         if "example" in parts else None)
+        self.sections = report_sections(profile) if "sections" in parts else ()
+        template = compiled_template(recipe.name)
+        self.fixed: dict[str, Any] = {
+            "recipe": recipe.name,
+            "icd_code": code,
+            "icd_title": profile.icd.title if profile.icd else None,
+            "disease_id": profile.disease_id,
+            "disease": profile.disease,
+            "scheme": self.trajectory.scheme if self.trajectory else None,
+            "sections": self.sections,
+            "template_id": template.name,
+            "template_hash": template.hash,
+            "kg_hash": profile.content_hash,
+        }
+
+    def specs(self, run_seed: int, indices: IntArray) -> list[GenerationSpec]:
+        """The specs of records ``indices`` (any subset of the run, in any order)."""
+        n = len(indices)
+        none: list[Any] = [None] * n
+        empty: list[Any] = [()] * n
+        personas = (self.persona.personas(self.persona.sample(run_seed, indices))
+                    if self.persona else none)
+        windows, keywords = none, empty
+        if self.trajectory is not None:
+            traj = self.trajectory.sample(run_seed, indices)
+            windows = [self.trajectory.window_refs[w] for w in traj.windows.tolist()]
+            keywords = traj.keywords
+        symptoms = self.symptoms.sample(run_seed, indices).chosen if self.symptoms else empty
+        examples = self.examples.sample(run_seed, indices) if self.examples else empty
+        name, fixed = self.recipe.name, self.fixed
+        return [
+            GenerationSpec.model_validate({
+                **fixed,
+                "run_seed": run_seed,
+                "record_index": index,
+                "record_id": record_id(name, run_seed, index),
+                "record_seed": seed,
+                "persona": persona,
+                "window": window,
+                "keywords": tuple(kws),
+                "symptoms": tuple(syms),
+                "examples": example,
+            })
+            for index, seed, persona, window, kws, syms, example in zip(
+                indices.tolist(), record_seeds(run_seed, indices).tolist(), personas, windows,
+                keywords, symptoms, examples, strict=True)
+        ]
+
+
+class Planner:
+    """Resolves a ``PlanRequest`` against the graph once, then plans any slice of the run."""
+
+    def __init__(self, store: GraphStore, request: PlanRequest) -> None:
+        self.request = request
+        self.recipe = get_recipe(request.recipe)
+        self.params = self.recipe.resolve_params(request.params)
+        catalogue = Catalogue(store)
+        skipped: list[str] = []
+        if request.by_prevalence:
+            pool = catalogue.prevalence_pool()
+            if self.recipe.icd_prefix:
+                pool = [(t, p) for t, p in pool
+                        if t.icd and t.icd.code.startswith(self.recipe.icd_prefix)]
+            targets = [t for t, _ in pool]
+            freqs = [p for _, p in pool]
+        else:
+            targets = ([catalogue.icd(c) for c in request.icd] if request.icd
+                       else [catalogue.disease(d) for d in request.disease])
+            freqs = []
+        profiles: dict[str, DiseaseProfile] = {}  # one read per disease, whatever its codes
+        self.compiled: list[CompiledRecipe] = []
+        kept_freqs = []
+        for i, target in enumerate(targets):
+            if target.disease_id not in profiles:
+                profiles[target.disease_id] = load_profile(store, target)
+            profile = profiles[target.disease_id].for_code(target.icd)
+            try:
+                self.compiled.append(CompiledRecipe(self.recipe, self.params, profile))
+            except EngineError as err:
+                if not request.by_prevalence:
+                    raise
+                skipped.append(f"{target.disease}: {err}")
+                continue
+            if request.by_prevalence:
+                kept_freqs.append(freqs[i])
+        if not self.compiled:
+            detail = f" ({'; '.join(skipped[:5])})" if skipped else ""
+            raise EngineError(f"no disease in the graph has a prevalence and the content recipe "
+                              f"{self.recipe.name} needs{detail}")
+        self.skipped = skipped
+        self.code_probs = (code_probabilities(kept_freqs, request.code_weighting)
+                           if request.by_prevalence else None)
+        self.total = request.n if request.by_prevalence else request.n * len(self.compiled)
+
+    @property
+    def profiles(self) -> list[DiseaseProfile]:
+        return [c.profile for c in self.compiled]
+
+    @property
+    def kg_hash(self) -> str:
+        """One hash over the content hashes of every profile the run uses."""
+        joined = "\n".join(sorted({p.content_hash for p in self.profiles}))
+        return hashlib.sha256(joined.encode("ascii")).hexdigest()
+
+    @property
+    def targets(self) -> list[Target]:
+        return [Target(disease_id=p.disease_id, disease=p.disease, icd=p.icd)
+                for p in self.profiles]
+
+    def target_of(self, indices: IntArray) -> IntArray:
+        """The compiled target each record index belongs to."""
+        if self.code_probs is None:
+            return indices // self.request.n
+        u = stage_uniforms(self.request.seed, indices, Stage.CODE, 1)[:, 0]
+        return draw(cumulative(self.code_probs), u)
+
+    def iter_specs(
+        self, start: int = 0, stop: int | None = None, batch_size: int = DEFAULT_BATCH
+    ) -> Iterator[GenerationSpec]:
+        """Specs for records ``start .. stop-1`` (default: the whole run), in index order."""
+        stop = self.total if stop is None else stop
+        if not 0 <= start <= stop <= self.total:
+            raise EngineError(f"record range {start}..{stop} is outside the run (0..{self.total})")
+        for lo in range(start, stop, batch_size):
+            indices = np.arange(lo, min(lo + batch_size, stop), dtype=np.int64)
+            which = self.target_of(indices)
+            batch: list[GenerationSpec | None] = [None] * len(indices)
+            for t in np.unique(which):
+                pos = np.flatnonzero(which == t)
+                for p, spec in zip(pos, self.compiled[int(t)].specs(self.request.seed,
+                                                                     indices[pos]), strict=True):
+                    batch[p] = spec
+            for item in batch:
+                assert item is not None
+                yield item
+
+
+BATCH_URL = "/v1/chat/completions"
+
+
+def batch_request(
+    spec: GenerationSpec, model: str, temperature: float, max_tokens: int
+) -> dict[str, Any]:
+    """One OpenAI Batch API request line (also read by ``vllm run-batch``) for ``spec``."""
+    return {
+        "custom_id": spec.record_id,
+        "method": "POST",
+        "url": BATCH_URL,
+        "body": {
+            "model": model,
+            "messages": render_messages(spec),
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "seed": spec.record_seed,
+        },
+    }
+
+
+@cache
+def _encoded(text: str) -> str:
+    return encode_basestring(text)
+
+
+def batch_line(spec: GenerationSpec, model: str, temperature: float, max_tokens: int) -> str:
+    """``json.dumps(batch_request(...), ensure_ascii=False)``, computed faster.
+
+    The system message and the sampling settings are the same for every record of a run, so
+    their JSON is encoded once; the result is byte-identical to encoding ``batch_request``.
+    """
+    system, user = render_messages(spec)
+    return (
+        f'{{"custom_id": {encode_basestring(spec.record_id)}, "method": "POST", '
+        f'"url": "{BATCH_URL}", "body": {{"model": {_encoded(model)}, "messages": '
+        f'[{{"role": "system", "content": {_encoded(system["content"])}}}, '
+        f'{{"role": "user", "content": {encode_basestring(user["content"])}}}], '
+        f'{_settings(temperature, max_tokens)}, "seed": {spec.record_seed:d}}}}}'
+    )
+
+
+@cache
+def _settings(temperature: float, max_tokens: int) -> str:
+    return f'"temperature": {json.dumps(temperature)}, "max_tokens": {json.dumps(max_tokens)}'

@@ -1,0 +1,206 @@
+"""Recipes: data (``engine/prompts/recipes.yaml``) plus a Jinja2 template each.
+
+A template has two blocks: ``system`` (static instructions, identical for every record of
+the recipe, so an inference server's prefix cache serves it) and ``user`` (the per-record
+constraints). Templates are compiled once with ``StrictUndefined``: a missing variable is an
+error, never an empty string. A template is versioned by the sha256 of its source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jinja2 import Environment, StrictUndefined, Template, TemplateError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.errors import EngineError
+from engine.samplers.trajectory import WindowWeighting
+from engine.spec import GenerationSpec, Persona
+
+Component = Literal["persona", "trajectory", "symptoms", "example", "sections"]
+Messages = list[dict[str, str]]
+
+
+class RecipeParams(BaseModel):
+    """Sampling knobs of the recipes (each recipe uses those of its components)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scheme: str | None = None
+    window_weights: WindowWeighting = "auto"
+    keyword_multiplier: float = Field(5.0, gt=0)
+    min_keywords: int = Field(1, ge=0)
+    max_keywords: int = Field(30, ge=1)
+    symptom_temperature: float = Field(1.0, gt=0)
+    min_symptoms: int = Field(3, ge=1)
+    max_symptoms: int = Field(6, ge=1)
+    example_probability: float = Field(1.0, ge=0, le=1)
+    open_age_span: int = Field(10, ge=1)
+
+
+class Generation(BaseModel):
+    """Default LLM sampling parameters of a recipe (the runtime may override them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(1.0, ge=0)
+    max_tokens: int = Field(1024, ge=1)
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    title: str
+    paper: str
+    description: str
+    template: str
+    components: tuple[Component, ...]
+    icd_prefix: str | None = None
+    scheme_preference: tuple[str, ...] = ()
+    params: RecipeParams
+    generation: Generation
+
+    def resolve_params(self, overrides: dict[str, Any] | None = None) -> RecipeParams:
+        """The recipe's defaults with ``overrides`` applied; unknown names are errors."""
+        data = {**self.params.model_dump(exclude_unset=True), **(overrides or {})}
+        try:
+            return RecipeParams.model_validate(data)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in err.errors())
+            raise EngineError(f"recipe {self.name}: bad parameter(s): {problems} "
+                              f"(known: {', '.join(RecipeParams.model_fields)})") from None
+
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+@cache
+def recipes() -> dict[str, Recipe]:
+    """The registry, by recipe name."""
+    raw = yaml.safe_load((PROMPTS_DIR / "recipes.yaml").read_text(encoding="utf-8"))
+    return {name: Recipe.model_validate({"name": name, **data}) for name, data in raw.items()}
+
+
+def get_recipe(name: str) -> Recipe:
+    registry = recipes()
+    if name not in registry:
+        raise EngineError(f"unknown recipe {name!r}; available: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+class CompiledTemplate:
+    """A recipe's template, compiled once, with its content hash and rendered system block."""
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.hash = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True,
+                          lstrip_blocks=True, keep_trailing_newline=False)
+        try:
+            self.template: Template = env.from_string(source)
+        except TemplateError as err:
+            raise EngineError(f"template {name}: {err}") from None
+        missing = {"system", "user"} - set(self.template.blocks)
+        if missing:
+            raise EngineError(f"template {name}: missing block(s) {', '.join(sorted(missing))}")
+        self.system = self._block("system", {})
+
+    def _block(self, block: str, context: dict[str, Any]) -> str:
+        try:
+            # shared=True: the context dict is fresh per call, so skip copying the globals
+            ctx = self.template.new_context(context, shared=True)
+            text = "".join(self.template.blocks[block](ctx))
+        except TemplateError as err:
+            raise EngineError(f"template {self.name}, block {block}: {err}") from None
+        return text.strip()
+
+    def messages(self, context: dict[str, Any]) -> Messages:
+        """System message (static) first, then the per-record user message."""
+        return [{"role": "system", "content": self.system},
+                {"role": "user", "content": self._block("user", context)}]
+
+
+@cache
+def compiled_template(recipe: str) -> CompiledTemplate:
+    name = get_recipe(recipe).template
+    try:
+        source = (PROMPTS_DIR / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EngineError(f"recipe {recipe}: template {name} not found in engine/prompts") from None
+    return CompiledTemplate(name, source)
+
+
+_LABELS = {"race_ethnicity": "Race/ethnicity", "age_group": "Age group"}
+PersonaLines = tuple[list[tuple[str, str]], list[str]]
+#: Personas are shared objects within a run (the sampler reuses equal ones), so their
+#: template lines are cached by identity; the persona is kept alive beside its lines.
+_persona_cache: dict[int, tuple[Persona, PersonaLines]] = {}
+
+
+def demographics(persona: Persona | None) -> list[tuple[str, str]]:
+    """``(label, value)`` lines of a persona: age first, then every other attribute."""
+    if persona is None:
+        return []
+    lines = []
+    if persona.age is not None:
+        lines.append(("Age", f"{persona.age} years"))
+    for attr, value in persona.attributes.items():
+        if attr in ("age_group", "age") and persona.age is not None:
+            continue
+        lines.append((_LABELS.get(attr, attr.replace("_", " ").capitalize()), value))
+    return lines
+
+
+def _persona_lines(persona: Persona | None) -> PersonaLines:
+    if persona is None:
+        return [], []
+    hit = _persona_cache.get(id(persona))
+    if hit is not None and hit[0] is persona:
+        return hit[1]
+    if len(_persona_cache) >= 4096:
+        _persona_cache.clear()
+    lines = (demographics(persona), [f.name for f in persona.risk_factors])
+    _persona_cache[id(persona)] = (persona, lines)
+    return lines
+
+
+def template_context(spec: GenerationSpec) -> dict[str, Any]:
+    """The variables every template sees: plain strings and lists, plus ``spec`` itself."""
+    window = spec.window
+    people, conditions = _persona_lines(spec.persona)
+    return {
+        "spec": spec,
+        "disease": spec.disease,
+        "icd_code": spec.icd_code,
+        "icd_title": spec.icd_title,
+        "demographics": people,
+        "conditions": conditions,
+        "window_phrase": window.phrase if window else None,
+        "diagnosed": window.diagnosed if window else None,
+        "keywords": [(k.text, k.category) for k in spec.keywords],
+        "symptoms": [s.name for s in spec.symptoms],
+        "sections": [(s.title, s.guidance) for s in spec.sections],
+        "example": spec.examples[0].text if spec.examples else None,
+    }
+
+
+def render_messages(spec: GenerationSpec) -> Messages:
+    """The chat messages for ``spec``: static system message first, per-record user last.
+
+    Raises ``EngineError`` when the recipe's template changed since the spec was planned
+    (its hash no longer matches) or a template variable is missing.
+    """
+    template = compiled_template(spec.recipe)
+    if template.hash != spec.template_hash:
+        raise EngineError(
+            f"record {spec.record_id} was planned with template {spec.template_id} "
+            f"sha256 {spec.template_hash[:12]}, but the template is now {template.hash[:12]}; "
+            "plan again"
+        )
+    return template.messages(template_context(spec))

@@ -1,0 +1,1 @@
+"""Samplers compiled from a DiseaseProfile into numpy tables, drawn per batch."""

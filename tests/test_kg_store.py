@@ -1,0 +1,119 @@
+"""Both backends: parameters stay data, reads stay reads, writes are idempotent."""
+
+from __future__ import annotations
+
+import pytest
+
+from kg.batch import GraphBatch
+from kg.errors import QueryError, ReadOnlyError, ValidationFailed
+from kg.model import Disease, Presents, Symptom
+from kg.store import GraphStore
+from kg.store.base import checked_label, checked_type, looks_like_write
+from kg.store.writer import read_graph, write_batch
+from tests.fixture_graph import tiny_graph
+
+INJECTIONS = [
+    "O'Brien's \"disease\"",
+    "x'}) DETACH DELETE n //",
+    "a) MATCH (m) DETACH DELETE m; //",
+    "}]->(x) CREATE (:Pwned) //",
+    "line\nbreak\ttab\\backslash",
+    "ünïcödé 痴呆 🧠 \u202e",
+    "$rows {id: 'x'}",
+    "' OR 1=1 --",
+]
+
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_injection_values_are_stored_and_returned_verbatim(store: GraphStore, value: str) -> None:
+    batch = GraphBatch()
+    batch.add_node(Disease(id="KGS:disease/inj", name=value, synonyms=[value, "plain"]))
+    write_batch(store, batch)
+    rows = store.read(
+        "MATCH (d:Disease) WHERE d.name = $name RETURN d.name AS name, d.synonyms AS syn",
+        {"name": value},
+    )
+    assert rows == [{"name": value, "syn": [value, "plain"]}]
+    counts = store.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
+    assert counts == 2  # the disease and the schema-version node: nothing deleted or created
+    assert store.read("MATCH (p:Disease) WHERE p.id = $v RETURN p.id AS id", {"v": value}) == []
+
+
+def test_labels_and_types_only_from_the_allow_list() -> None:
+    assert checked_label("Disease") == "Disease"
+    assert checked_type("PRESENTS") == "PRESENTS"
+    for bad in ["Disease) DETACH DELETE (n", "Pwned", "disease", "Disease`"]:
+        with pytest.raises(QueryError, match="not allowed"):
+            checked_label(bad)
+        with pytest.raises(QueryError, match="not allowed"):
+            checked_type(bad)
+
+
+def test_read_refuses_writes_on_the_backend_itself(store: GraphStore) -> None:
+    for stmt in [
+        "CREATE (n:Disease {id: 'a:b', name: 'x'})",
+        "MERGE (n:Disease {id: 'a:b'})",
+        "MATCH (n) DETACH DELETE n",
+        "MATCH (m:KgsynthMeta) SET m.x = 1",
+    ]:
+        with pytest.raises(ReadOnlyError, match="only read-only Cypher"):
+            store.read(stmt)
+    assert store.read("MATCH (d:Disease) RETURN count(d) AS n") == [{"n": 0}]
+    assert store.schema_version() == 1
+
+
+def test_write_guard_ignores_strings_and_comments() -> None:
+    assert looks_like_write("MATCH (n) SET n.x = 1")
+    assert looks_like_write("match (n) detach delete n")
+    assert not looks_like_write("MATCH (d) WHERE d.name = 'CREATE me' RETURN d // DELETE")
+    assert not looks_like_write("MATCH (d) RETURN d.created AS setting")
+
+
+def test_write_twice_changes_nothing_and_reads_back_equal(store: GraphStore) -> None:
+    batch = tiny_graph()
+    first = write_batch(store, batch)
+    assert (first.nodes, first.relationships) == (batch.node_count(), batch.rel_count())
+    before = read_graph(store).canonical()
+    write_batch(store, batch, batch_size=3)
+    after = read_graph(store)
+    assert after.canonical() == before == batch.canonical()
+
+
+def test_rewrite_replaces_properties(store: GraphStore) -> None:
+    batch = GraphBatch()
+    batch.add_node(Disease(id="KGS:d/1", name="old", description="gone soon"))
+    write_batch(store, batch)
+    batch = GraphBatch()
+    batch.add_node(Disease(id="KGS:d/1", name="new"))
+    write_batch(store, batch)
+    rows = store.read("MATCH (d:Disease {id: 'KGS:d/1'}) RETURN properties(d) AS p")
+    assert rows[0]["p"]["name"] == "new" and "description" not in rows[0]["p"]
+
+
+def test_dangling_relationship_writes_nothing(store: GraphStore) -> None:
+    batch = GraphBatch()
+    batch.add_node(Disease(id="KGS:d/1", name="one"))
+    batch.add_rel(Presents(start="KGS:d/1", end="KGS:sym/missing", weight=0.5))
+    with pytest.raises(ValidationFailed) as err:
+        write_batch(store, batch)
+    assert "ends at unknown Symptom 'KGS:sym/missing'" in str(err.value.problems[0])
+    assert store.read("MATCH (d:Disease) RETURN count(d) AS n") == [{"n": 0}]
+
+
+def test_relationship_endpoints_found_in_the_live_graph(store: GraphStore) -> None:
+    first = GraphBatch()
+    first.add_node(Disease(id="KGS:d/1", name="one"))
+    first.add_node(Symptom(id="KGS:s/1", name="cough"))
+    write_batch(store, first)
+    second = GraphBatch()
+    second.add_rel(Presents(start="KGS:d/1", end="KGS:s/1", weight=0.25))
+    write_batch(store, second)
+    rows = store.read("MATCH (:Disease)-[p:PRESENTS]->(:Symptom) RETURN p.weight AS w")
+    assert rows == [{"w": 0.25}]
+
+
+def test_clear_empties_and_keeps_schema(store: GraphStore) -> None:
+    write_batch(store, tiny_graph())
+    store.clear()
+    assert store.read("MATCH (d:Disease) RETURN count(d) AS n") == [{"n": 0}]
+    assert store.schema_version() == 1
