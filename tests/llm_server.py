@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 
 FAULTS = ("429", "500", "503", "hang", "malformed", "truncated", "wrong_type")
 _KEYWORDS = re.compile(r"(?im)^\s*(?:keywords|symptoms)\s*:\s*(.+)$")
+_QUOTED = re.compile(r'(?m)^\s*-\s*"([^"]+)"')
 
 
 class ServerConfig(BaseModel):
@@ -58,6 +59,7 @@ def note_text(messages: list[dict[str, Any]]) -> str:
     prompt = "\n".join(str(m.get("content", "")) for m in messages)
     found = _KEYWORDS.findall(prompt)
     keywords = [k.strip() for k in found[-1].split(",") if k.strip()] if found else []
+    keywords = keywords or _QUOTED.findall(prompt)
     complaint = ", ".join(keywords) if keywords else "no specific complaint"
     return (
         f"SUBJECTIVE: The patient reports {complaint}.\n"

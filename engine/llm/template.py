@@ -40,7 +40,10 @@ def _who(spec: Mapping[str, Any]) -> str:
     age = persona.get("age")
     sex = str(attributes.get("sex", "")).lower() or "patient"
     person = {"female": "woman", "male": "man"}.get(sex, sex)
-    return f"A {age}-year-old {person}" if age is not None else f"The {person}"
+    if age is None:
+        return f"The {person}"
+    article = "An" if str(age).startswith("8") or age in (11, 18) else "A"
+    return f"{article} {age}-year-old {person}"
 
 
 def _conditions(spec: Mapping[str, Any]) -> str:
