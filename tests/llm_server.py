@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -160,6 +160,7 @@ class FaultServer:
         entry: dict[str, Any] = {
             "index": index,
             "t": time.monotonic() - self.started,
+            "at": time.monotonic(),
             "in_flight": self.in_flight,
             "auth": request.headers.get("Authorization", ""),
         }
@@ -252,8 +253,7 @@ async def _serve(server: FaultServer, port: int) -> tuple[web.AppRunner, int]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-    return runner, sockets[0].getsockname()[1]
+    return runner, int(runner.addresses[0][1])
 
 
 class ServerHandle:
@@ -291,7 +291,7 @@ class ServerHandle:
     def stop(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> ServerHandle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -34,7 +34,10 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neo4j import Driver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "neo4j-local"
@@ -51,20 +54,19 @@ class Neo4jUnavailable(RuntimeError):
 class Neo4jConn:
     uri: str
     username: str
-    password: str
-    version: str  # e.g. "5.26.12"
+    password: str = field(repr=False)  # keep secrets out of test output
+    version: str = field()  # e.g. "5.26.12"
     edition: str = ""  # "community" / "enterprise"
     database: str = "neo4j"
     managed: bool = False  # True when this module started the server (and stop() stops it)
     instance_dir: Path | None = None
     port: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def auth(self) -> tuple[str, str]:
         return (self.username, self.password)
 
-    def driver(self, **kwargs: Any):
+    def driver(self, **kwargs: Any) -> Driver:
         """A new ``neo4j.Driver`` for this server (the caller closes it)."""
         from neo4j import GraphDatabase
 
@@ -118,7 +120,15 @@ def _probe(uri: str, username: str, password: str, database: str) -> tuple[str, 
     return str(rec["version"]), str(rec["edition"])
 
 
-def _run_script(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+def _text(out: str | bytes | None) -> str:
+    if isinstance(out, bytes):
+        return out.decode(errors="replace")
+    return out or ""
+
+
+def _run_script(
+    *args: str, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(SCRIPT), *args],
         cwd=REPO_ROOT,
@@ -141,28 +151,36 @@ def _start_local() -> Neo4jConn:
         instance = REPO_ROOT / ".local" / f"neo4j-test-{port}"
         try:
             proc = _run_script(
-                "start", "--port", str(port), "--data", str(instance), env=env, timeout=START_TIMEOUT_S
+                "start",
+                "--port",
+                str(port),
+                "--data",
+                str(instance),
+                env=env,
+                timeout=START_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired as e:
             _run_script("stop", "--data", str(instance), env=env, timeout=90)
             raise Neo4jUnavailable(
                 f"scripts/neo4j-local start did not finish in {START_TIMEOUT_S:.0f}s\n"
-                f"{e.stdout or ''}{e.stderr or ''}{_log_tail(instance)}"
+                f"{_text(e.stdout)}{_text(e.stderr)}{_log_tail(instance)}"
             ) from e
         if proc.returncode == 0:
-            conn_args = dict(uri=f"bolt://127.0.0.1:{port}", username="neo4j", password=password)
+            uri = f"bolt://127.0.0.1:{port}"
             try:
-                version, edition = _probe(database="neo4j", **conn_args)
+                version, edition = _probe(uri, "neo4j", password, "neo4j")
             except Neo4jUnavailable as e:
                 _run_script("stop", "--data", str(instance), env=env, timeout=90)
                 raise Neo4jUnavailable(f"{e}\n{_log_tail(instance)}") from e
             return Neo4jConn(
+                uri=uri,
+                username="neo4j",
+                password=password,
                 version=version,
                 edition=edition,
                 managed=True,
                 instance_dir=instance,
                 port=port,
-                **conn_args,
             )
         last_error = (
             f"scripts/neo4j-local start --port {port} failed (exit {proc.returncode}):\n"
@@ -221,9 +239,7 @@ def stop(*, keep_data: bool = False) -> None:
         conn, _current = _current, None
     if conn is None or not conn.managed or conn.instance_dir is None:
         return
-    proc = _run_script(
-        "stop", "--data", str(conn.instance_dir), env=dict(os.environ), timeout=120
-    )
+    proc = _run_script("stop", "--data", str(conn.instance_dir), env=dict(os.environ), timeout=120)
     if proc.returncode != 0:
         raise RuntimeError(
             f"scripts/neo4j-local stop failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"

@@ -128,7 +128,7 @@ def test_bad_request_is_permanent_and_auth_stops_the_run(
 
 
 def test_unreachable_endpoint_is_a_connection_failure() -> None:
-    with pytest.raises(ConnectionFailed, match="cannot connect to http://127.0.0.1:9/v1"):
+    with pytest.raises(ConnectionFailed, match=r"cannot connect to http://127\.0\.0\.1:9/v1"):
         asyncio.run(complete("http://127.0.0.1:9/v1", request()))
 
 

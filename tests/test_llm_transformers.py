@@ -9,20 +9,20 @@ from pathlib import Path
 import pytest
 
 from engine.errors import EngineError
-from engine.llm.base import SamplingParams
+from engine.llm.base import Backend, SamplingParams
+from engine.llm.transformers_backend import TransformersBackend
 from engine.runner.records import GenerationJob
 from engine.runner.run import RunConfig, Runner
 
 torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
 
-from engine.llm.transformers_backend import TransformersBackend  # noqa: E402
-
-WORDS = (
+VOCAB_TEXT = (
     "system user assistant : you write short clinical notes . patient reports memory loss "
     "confusion cough fever fatigue note for record number"
-).split() + [str(i) for i in range(20)]
+)
+WORDS = [*VOCAB_TEXT.split(), *map(str, range(20))]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
     "{% if add_generation_prompt %}<s> assistant :{% endif %}"
@@ -75,7 +75,7 @@ def jobs(n: int) -> list[GenerationJob]:
     ]
 
 
-def run(backend: TransformersBackend, out: Path, n: int) -> dict[str, dict[str, object]]:
+def run(backend: Backend, out: Path, n: int) -> dict[str, dict[str, object]]:
     async def go() -> None:
         try:
             runner = Runner(backend, out, params=SamplingParams(temperature=0, max_tokens=6),

@@ -19,6 +19,8 @@ def test_halves_once_per_epoch_and_respects_the_minimum() -> None:
         for t in tickets[:10]:  # a burst of 429s from one window: one cut
             lim.release(t, Outcome.OVERLOAD)
         assert lim.limit == 16
+        for t in tickets[10:]:
+            lim.release(t, Outcome.OTHER)
         t = await lim.acquire()  # sent after the cut: its 429 cuts again
         lim.release(t, Outcome.OVERLOAD)
         assert lim.limit == 8

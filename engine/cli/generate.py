@@ -21,8 +21,13 @@ from rich.logging import RichHandler
 
 from engine.errors import EngineError
 from engine.llm.base import LLMRequest, SamplingParams
-from engine.llm.factory import BackendSettings, make_backend
-from engine.llm.openai_backend import ENV_API_KEY, ENV_BASE_URL
+from engine.llm.factory import (
+    DEFAULT_BATCH,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    BackendSettings,
+    make_backend,
+)
 from engine.llm.pricing import PriceTable
 from engine.runner.cache import RequestCache
 from engine.runner.output import OutputLog, default_cache_path
@@ -97,7 +102,7 @@ def _backend_settings(
     base_url: str | None,
     api_key_env: str,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     ingest: Path | None,
 ) -> BackendSettings:
     model = model or os.environ.get(ENV_MODEL)
@@ -140,6 +145,7 @@ def _write_batch_file(
         f"--model {model}`), then ingest the results with the same command plus "
         f"--ingest results.jsonl",
         highlight=False,
+        markup=False,
     )
 
 
@@ -155,6 +161,7 @@ def _report(summary: RunSummary, backend_name: str) -> None:
         f"{summary.output}: {summary.file_ok} ok, {summary.file_failed} failed; "
         f"manifest {summary.manifest}",
         highlight=False,
+        markup=False,
     )
     if backend_name == "template":
         _err.print("[yellow]template backend: rule-based notes, no LLM was used[/]")
@@ -214,7 +221,8 @@ def generate(
                                                 "(--backend batch).")] = None,
     device: Annotated[str, typer.Option(help="transformers device: auto, cpu, cuda, mps.")]
     = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Local backends' batch size.")] = 8,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Local backends' batch size (default: transformers 8, vllm 256).")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                   help="Default: when stderr is a terminal.")]
     = None,
@@ -225,20 +233,26 @@ def generate(
     source = _source(ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed,
                      set_)
     gen = source.generation
-    params = SamplingParams(
-        temperature=temperature if temperature is not None else gen.temperature if gen else 0.7,
-        top_p=top_p,
-        max_tokens=max_tokens if max_tokens is not None else gen.max_tokens if gen else 1024,
-    )
+    try:
+        params = SamplingParams(
+            temperature=temperature if temperature is not None else gen.temperature if gen else 0.7,
+            top_p=top_p,
+            max_tokens=max_tokens if max_tokens is not None else gen.max_tokens if gen else 1024,
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        flag = str(first["loc"][0]).replace("_", "-")
+        raise EngineError(f"--{flag}: {first['msg']}") from None
     if settings.kind == "batch" and settings.ingest is None:
         if not settings.model:
             raise EngineError("--backend batch needs --model (the model the batch will run)")
         _write_batch_file(source, output, batch_file or output.with_name(
             f"{output.stem}.batch.jsonl"), settings.model, params)
         return
-    local = settings.kind in ("transformers", "vllm")
+    local = settings.kind in DEFAULT_BATCH  # keep two batches queued for local engines
+    default_concurrency = 2 * (batch_size or DEFAULT_BATCH[settings.kind]) if local else 16
     config = RunConfig(
-        concurrency=concurrency or (2 * batch_size if local else 16),
+        concurrency=concurrency or default_concurrency,
         max_attempts=max_attempts,
         timeout_s=timeout,
         progress=sys.stderr.isatty() if progress is None else progress,

@@ -9,6 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.errors import EngineError
 from engine.llm.base import Backend, BackendName
 
+#: the standard variables of OpenAI's clients, honoured by the openai backend
+ENV_BASE_URL = "OPENAI_BASE_URL"
+ENV_API_KEY = "OPENAI_API_KEY"
+#: batch sizes of the local backends unless told otherwise
+DEFAULT_BATCH: dict[str, int] = {"transformers": 8, "vllm": 256}
+
 
 class BackendSettings(BaseModel):
     """Which backend and how to reach it. Holds no secrets: keys stay in the environment."""
@@ -18,9 +24,9 @@ class BackendSettings(BaseModel):
     kind: BackendName
     model: str | None = None
     base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = ENV_API_KEY
     device: str = "auto"
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int | None = Field(default=None, ge=1, description="local backends")
     ingest: Path | None = None
 
 
@@ -43,12 +49,13 @@ def make_backend(settings: BackendSettings) -> Backend:
         from engine.llm.transformers_backend import TransformersBackend
 
         return TransformersBackend(
-            settings.model, device=settings.device, batch_size=settings.batch_size
+            settings.model, device=settings.device,
+            batch_size=settings.batch_size or DEFAULT_BATCH[kind],
         )
     if kind == "vllm":
         from engine.llm.vllm_backend import VLLMBackend
 
-        return VLLMBackend(settings.model, batch_size=settings.batch_size)
+        return VLLMBackend(settings.model, batch_size=settings.batch_size or DEFAULT_BATCH[kind])
     if settings.ingest is None:
         raise EngineError("--backend batch reads results with --ingest FILE")
     from engine.llm.batch import BatchBackend

@@ -9,6 +9,7 @@ malformed bodies be parsed defensively. The API key is read from the environment
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
 import time
@@ -29,11 +30,10 @@ from engine.llm.base import (
     PermanentError,
     TransientError,
 )
+from engine.llm.factory import ENV_API_KEY, ENV_BASE_URL
 from engine.llm.parsing import parse_chat_completion
 
 OPENAI_URL = "https://api.openai.com/v1"
-ENV_BASE_URL = "OPENAI_BASE_URL"
-ENV_API_KEY = "OPENAI_API_KEY"
 #: a placeholder for local servers that ignore keys (vLLM, Ollama, llama.cpp)
 NO_KEY = "EMPTY"
 #: transport errors (httpx / httpx2 names) raised before any response arrived
@@ -112,7 +112,6 @@ class OpenAIBackend(Backend):
         *,
         base_url: str | None = None,
         api_key_env: str = ENV_API_KEY,
-        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         url = (base_url or os.environ.get(ENV_BASE_URL) or OPENAI_URL).rstrip("/")
@@ -132,7 +131,6 @@ class OpenAIBackend(Backend):
         self._token_field = (
             "max_completion_tokens" if self.display_url.startswith(OPENAI_URL) else "max_tokens"
         )
-        self._extra_body = dict(extra_body or {})
         self._client: openai.AsyncOpenAI | None = None
 
     def _scrub(self, text: str) -> str:
@@ -142,10 +140,9 @@ class OpenAIBackend(Backend):
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            try:
+            http_client = None
+            with contextlib.suppress(AttributeError, RuntimeError):  # no aiohttp transport
                 http_client = openai.DefaultAioHttpClient()
-            except RuntimeError:  # an openai build without its aiohttp transport
-                http_client = None
             self._client = openai.AsyncOpenAI(
                 api_key=self._key,
                 base_url=self.base_url,
@@ -155,7 +152,7 @@ class OpenAIBackend(Backend):
         return self._client
 
     def body(self, request: LLMRequest) -> dict[str, Any]:
-        return {**chat_body(self.model, request, self._token_field), **self._extra_body}
+        return chat_body(self.model, request, self._token_field)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         client = self._get_client()

@@ -24,7 +24,8 @@ class AimdLimiter:
 
     The limit stays within ``[minimum, maximum]``; it grows by one after ``increase_every``
     successes (default: as many successes as the current limit, i.e. one per round trip).
-    ``trace`` records ``(seconds since start, limit)`` at every change.
+    ``trace`` records ``(seconds since started, limit)`` at every change (``started`` is a
+    ``time.monotonic()`` reading).
     """
 
     def __init__(
@@ -45,7 +46,7 @@ class AimdLimiter:
         self._epoch = 0
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._start = time.monotonic()
+        self.started = time.monotonic()
         self.trace: list[tuple[float, int]] = [(0.0, self.limit)]
 
     async def acquire(self) -> int:
@@ -77,7 +78,7 @@ class AimdLimiter:
 
     def _set(self, limit: int) -> None:
         self.limit = limit
-        self.trace.append((time.monotonic() - self._start, limit))
+        self.trace.append((time.monotonic() - self.started, limit))
 
     def _decrease(self, ticket: int) -> None:
         if ticket != self._epoch:

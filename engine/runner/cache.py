@@ -71,8 +71,5 @@ class RequestCache:
             (key, backend, model, record_id, json.dumps(data, ensure_ascii=False), time.time()),
         )
 
-    def __len__(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM responses").fetchone()[0])
-
     def close(self) -> None:
         self._db.close()

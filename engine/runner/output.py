@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,21 +37,14 @@ class RecordState:
     fingerprint: str
 
 
-def _lines(data: bytes) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(data.split(b"\n"), 1):
-        if line.strip():
-            yield number, line
-
-
 def read_records(path: Path) -> dict[str, NoteRecord]:
     """The latest record per ``record_id`` (a partial last line is ignored)."""
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
     out: dict[str, NoteRecord] = {}
-    for _, line in _lines(data):
-        record = NoteRecord.model_validate_json(line)
-        out[record.record_id] = record
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.endswith(b"\n") and line.strip():
+                record = NoteRecord.model_validate_json(line)
+                out[record.record_id] = record
     return out
 
 
@@ -69,15 +61,24 @@ class OutputLog:
 
     def load(self) -> dict[str, RecordState]:
         """State of every record already in the file; cuts off a partial last line."""
+        state: dict[str, RecordState] = {}
         if not self.path.exists():
-            return {}
+            return state
+        keep = 0
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as fh:
+                for number, line in enumerate(fh, 1):
+                    if not line.endswith(b"\n"):
+                        break  # a partial last line, left by a kill mid-write
+                    keep += len(line)
+                    if line.strip():
+                        record_id, record_state = self._parse_state(number, line)
+                        state[record_id] = record_state
+                size = fh.seek(0, os.SEEK_END)
         except OSError as err:
             raise EngineError(f"cannot read {self.path}: {err.strerror}") from None
-        keep = data.rfind(b"\n") + 1
-        if keep < len(data):
-            self.repaired_bytes = len(data) - keep
+        if keep < size:
+            self.repaired_bytes = size - keep
             log.warning(
                 "%s: dropped a partial last line (%d bytes) left by an interrupted run",
                 self.path, self.repaired_bytes,
@@ -85,17 +86,16 @@ class OutputLog:
             with self.path.open("r+b") as fh:
                 fh.truncate(keep)
                 os.fsync(fh.fileno())
-        state: dict[str, RecordState] = {}
-        for number, line in _lines(data[:keep]):
-            try:
-                item = json.loads(line)
-                state[item["record_id"]] = RecordState(item["status"], item["fingerprint"])
-            except (ValueError, KeyError, TypeError):
-                raise EngineError(
-                    f"{self.path}, line {number}: not a kgsynth record; "
-                    "choose another -o file"
-                ) from None
         return state
+
+    def _parse_state(self, number: int, line: bytes) -> tuple[str, RecordState]:
+        try:
+            item = json.loads(line)
+            return item["record_id"], RecordState(item["status"], item["fingerprint"])
+        except (ValueError, KeyError, TypeError):
+            raise EngineError(
+                f"{self.path}, line {number}: not a kgsynth record; choose another -o file"
+            ) from None
 
     def append(self, record: NoteRecord) -> None:
         if self._fd is None:

@@ -30,11 +30,10 @@ class RunProgress:
     def __init__(self, total: int | None, *, enabled: bool, console: Console | None = None):
         self._progress = Progress(
             TextColumn("[bold]generate"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             RateColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[stats]}"),
             console=console or Console(stderr=True),
@@ -48,7 +47,7 @@ class RunProgress:
         self._progress.update(self._task, total=total)
 
     def advance(self, *, ok: int, failed: int, cached: int, limit: int) -> None:
-        stats = f"ok {ok}  failed {failed}  cached {cached}  concurrency {limit}"
+        stats = f"ok {ok} failed {failed} cached {cached} conc {limit}"
         self._progress.update(self._task, advance=1, stats=stats)
 
     def __enter__(self) -> RunProgress:

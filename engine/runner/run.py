@@ -100,6 +100,7 @@ class RunSummary(BaseModel):
     file_failed: int = 0
     peak_in_flight: int = 0
     concurrency_trace: list[tuple[float, int]] = Field(default_factory=list)
+    trace_started: float = 0.0
 
 
 def _now() -> str:
@@ -192,17 +193,21 @@ class Runner:
         )
         self._started, self._started_at = time.monotonic(), _now()
         self._history = self._previous_runs()
-        self._write_manifest("running")
+        self._manifest_started = False
         loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM) if cfg.handle_signals else ()
-        for sig in signals:
-            loop.add_signal_handler(sig, self._on_signal)
+        signals: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM) if cfg.handle_signals else ():
+            with contextlib.suppress(NotImplementedError):  # no loop signal handlers here
+                loop.add_signal_handler(sig, self._on_signal)
+                signals.append(sig)
         self._progress = RunProgress(total, enabled=cfg.progress, console=self._console)
         status = "aborted"
         try:
             with self._progress:
                 await self._schedule(jobs, total)
-            status = "interrupted" if self._stop.is_set() else "complete"
+            if self._fatal is None:
+                self._summary.status = "interrupted" if self._stop.is_set() else "complete"
+                status = self._summary.status
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -210,7 +215,8 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._out.close()
-            self._finalise(status)
+            if self._manifest_started or status != "aborted":
+                self._finalise(status)
         if self._fatal is not None:
             raise self._fatal
         return self._summary
@@ -234,6 +240,9 @@ class Runner:
                     f"(fingerprint {prev.fingerprint[:12]}, now {fp[:12]}: graph, recipe, "
                     "template, backend, model or sampling changed); write to a new -o file"
                 )
+            if not self._manifest_started:  # only once the output is known to be ours
+                self._manifest_started = True
+                self._write_manifest("running")
             if prev is not None and prev.status == "ok":
                 self._summary.skipped += 1
                 if total is not None:
@@ -411,6 +420,7 @@ class Runner:
         s.elapsed_s = round(time.monotonic() - self._started, 3)
         s.peak_in_flight = self._limiter.peak_in_flight
         s.concurrency_trace = list(self._limiter.trace)
+        s.trace_started = self._limiter.started
         counts = Counter(state.status for state in self._state.values())
         s.file_ok, s.file_failed = counts["ok"], counts["failed"]
         if s.cost_usd is not None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from engine.errors import EngineError
 from engine.plan import Planner
-from engine.recipes import Generation, get_recipe, render_messages
+from engine.recipes import Generation, recipes, render_messages
 from engine.runner.records import GenerationJob
 from engine.spec import GenerationSpec
 
@@ -91,10 +91,10 @@ def from_specs_file(path: Path) -> JobSource:
         raise EngineError(f"--specs {path}: {err.strerror or err}") from None
     if first is None:
         raise EngineError(f"--specs {path} is empty")
-    recipe = _parse_line(path, *first).spec.get("recipe")
+    known = recipes().get(str(_parse_line(path, *first).spec.get("recipe")))
     return JobSource(
         jobs=(_parse_line(path, n, line) for n, line in _numbered(path)),
         total=total,
-        generation=get_recipe(recipe).generation if isinstance(recipe, str) else None,
+        generation=known.generation if known else None,
         provenance={"specs": str(path)},
     )
