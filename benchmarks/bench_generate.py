@@ -76,8 +76,11 @@ async def plain_rate(url: str, jobs: list[GenerationJob], concurrency: int) -> f
     async def one(job: GenerationJob) -> None:
         async with sem:
             await client.chat.completions.create(
-                model="bench-model", messages=job.messages,  # type: ignore[arg-type]
-                temperature=PARAMS.temperature, max_tokens=PARAMS.max_tokens, seed=job.seed,
+                model="bench-model",
+                messages=job.messages,  # type: ignore[arg-type]
+                temperature=PARAMS.temperature,
+                max_tokens=PARAMS.max_tokens,
+                seed=job.seed,
             )
 
     start = time.perf_counter()
@@ -118,19 +121,30 @@ def main() -> None:
         for rep in range(args.repeats):
             jobs = make_jobs(args.n, f"r{rep}")
             cache = work / f"cache-{rep}.sqlite"
-            rate, _ = asyncio.run(runner_rate(server.url, jobs, args.concurrency,
-                                              work / f"run-{rep}.jsonl", cache))
+            rate, _ = asyncio.run(
+                runner_rate(server.url, jobs, args.concurrency, work / f"run-{rep}.jsonl", cache)
+            )
             rates.append(rate)
-            print(f"runner pass {rep + 1}: {rate:.1f} req/s ({100 * rate / theory:.1f}% of "
-                  f"{theory:.0f})", flush=True)
+            print(
+                f"runner pass {rep + 1}: {rate:.1f} req/s ({100 * rate / theory:.1f}% of "
+                f"{theory:.0f})",
+                flush=True,
+            )
         rate = statistics.median(rates)
         plain = asyncio.run(plain_rate(server.url, make_jobs(args.n, "plain"), args.concurrency))
         print(f"plain AsyncOpenAI + semaphore: {plain:.1f} req/s", flush=True)
         naive = asyncio.run(naive_rate(server.url, make_jobs(args.naive, "naive")))
         print(f"naive sequential awaits: {naive:.2f} req/s", flush=True)
         start = time.perf_counter()
-        _, cached = asyncio.run(runner_rate(server.url, make_jobs(args.n, "r0"), args.concurrency,
-                                            work / "rerun.jsonl", work / "cache-0.sqlite"))
+        _, cached = asyncio.run(
+            runner_rate(
+                server.url,
+                make_jobs(args.n, "r0"),
+                args.concurrency,
+                work / "rerun.jsonl",
+                work / "cache-0.sqlite",
+            )
+        )
         rerun_s = time.perf_counter() - start
         assert cached == args.n, f"only {cached} of {args.n} came from the cache"
         print(f"cache rerun of {args.n} records: {rerun_s:.2f} s", flush=True)
@@ -146,8 +160,15 @@ def main() -> None:
         server.configure(ServerConfig(latency_s=0.0, log_bodies=False))
         peak = 0.0
         for conc in (int(c) for c in args.peak.split(",")):
-            r, _ = asyncio.run(runner_rate(server.url, make_jobs(args.n, f"p{conc}"), conc,
-                                           work / f"peak-{conc}.jsonl", None))
+            r, _ = asyncio.run(
+                runner_rate(
+                    server.url,
+                    make_jobs(args.n, f"p{conc}"),
+                    conc,
+                    work / f"peak-{conc}.jsonl",
+                    None,
+                )
+            )
             print(f"latency 0, concurrency {conc}: {r:.1f} req/s", flush=True)
             results.append((f"peak_req_per_s_c{conc}", r, "req/s"))
             peak = max(peak, r)

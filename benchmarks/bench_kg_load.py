@@ -58,10 +58,12 @@ def measure(name: str, store: GraphStore) -> dict[str, float]:
     store.clear()
     first = timed_seed(store)
     again = timed_seed(store)
-    print(f"{name}: {first['nodes']:.0f} nodes + {first['rels']:.0f} PARENT_OF in "
-          f"{first['total']:.1f} s (build {first['build']:.1f}, validate {first['validate']:.1f}, "
-          f"write {first['write']:.1f}); again over the loaded graph {again['total']:.1f} s",
-          flush=True)
+    print(
+        f"{name}: {first['nodes']:.0f} nodes + {first['rels']:.0f} PARENT_OF in "
+        f"{first['total']:.1f} s (build {first['build']:.1f}, validate {first['validate']:.1f}, "
+        f"write {first['write']:.1f}); again over the loaded graph {again['total']:.1f} s",
+        flush=True,
+    )
     store.clear()
     return {
         "s": first["total"],
@@ -95,8 +97,9 @@ def main() -> None:
 
         conn = ensure_neo4j()
         try:
-            settings = GraphSettings(uri=conn.uri, username=conn.username,
-                                     password=SecretStr(conn.password))
+            settings = GraphSettings(
+                uri=conn.uri, username=conn.username, password=SecretStr(conn.password)
+            )
             store = open_store(settings)
             print(f"neo4j: {conn.version} at {conn.uri}; warming the JVM", flush=True)
             store.clear()
@@ -111,8 +114,9 @@ def main() -> None:
         print(f"BENCH kg_load_icd10cm_{backend}_s {fig['s']:.1f} s")
         print(f"BENCH kg_load_icd10cm_{backend}_nodes_per_s {fig['nodes_per_s']:.0f} nodes/s")
         print(f"BENCH kg_load_icd10cm_{backend}_write_s {fig['write_s']:.1f} s")
-        print(f"BENCH kg_load_icd10cm_{backend}_write_rows_per_s {fig['write_rows_per_s']:.0f} "
-              "rows/s")
+        print(
+            f"BENCH kg_load_icd10cm_{backend}_write_rows_per_s {fig['write_rows_per_s']:.0f} rows/s"
+        )
         print(f"BENCH kg_reload_icd10cm_{backend}_s {fig['reload_s']:.1f} s")
 
 

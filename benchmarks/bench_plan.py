@@ -97,8 +97,7 @@ def fast(store: GraphStore, recipe: str, code: str, n: int, sink: list[str]) -> 
     return len(sink)
 
 
-def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str],
-          full: bool) -> int:
+def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str], full: bool) -> int:
     """One record at a time, going back to the graph for each."""
     sink.clear()
     planner = Planner(store, PlanRequest(recipe=recipe, icd=(code,), n=n, seed=7))
@@ -162,8 +161,9 @@ def main() -> None:
     from tests.neo4j_server import ensure_neo4j, stop
 
     conn = ensure_neo4j()
-    neo = open_store(GraphSettings(uri=conn.uri, username=conn.username,
-                                   password=SecretStr(conn.password)))
+    neo = open_store(
+        GraphSettings(uri=conn.uri, username=conn.username, password=SecretStr(conn.password))
+    )
     try:
         print(f"# {neo.server_version()} at {conn.uri}")
         neo.apply_schema()

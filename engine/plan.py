@@ -69,23 +69,33 @@ class CompiledRecipe:
         parts = set(recipe.components)
         code = profile.icd.code if profile.icd else None
         if recipe.icd_prefix and not (code or "").startswith(recipe.icd_prefix):
-            raise EngineError(f"{recipe.name} is conditioned on ICD-10-CM {recipe.icd_prefix}-codes"
-                              f"; {profile.disease} is coded {code or 'with no code'}")
-        self.persona = (PersonaSampler(profile, params.open_age_span)
-                        if "persona" in parts else None)
+            raise EngineError(
+                f"{recipe.name} is conditioned on ICD-10-CM {recipe.icd_prefix}-codes"
+                f"; {profile.disease} is coded {code or 'with no code'}"
+            )
+        self.persona = PersonaSampler(profile, params.open_age_span) if "persona" in parts else None
         self.trajectory = (
-            TrajectorySampler(profile, params.scheme or _preferred(recipe, profile),
-                              params.window_weights,
-                              params.keyword_multiplier, params.min_keywords, params.max_keywords)
-            if "trajectory" in parts else None
+            TrajectorySampler(
+                profile,
+                params.scheme or _preferred(recipe, profile),
+                params.window_weights,
+                params.keyword_multiplier,
+                params.min_keywords,
+                params.max_keywords,
+            )
+            if "trajectory" in parts
+            else None
         )
         self.symptoms = (
-            SymptomSampler(profile, params.symptom_temperature, params.min_symptoms,
-                           params.max_symptoms)
-            if "symptoms" in parts else None
+            SymptomSampler(
+                profile, params.symptom_temperature, params.min_symptoms, params.max_symptoms
+            )
+            if "symptoms" in parts
+            else None
         )
-        self.examples = (ExampleSampler(profile, params.example_probability)
-                         if "example" in parts else None)
+        self.examples = (
+            ExampleSampler(profile, params.example_probability) if "example" in parts else None
+        )
         self.sections = report_sections(profile) if "sections" in parts else ()
         template = compiled_template(recipe.name)
         self.fixed: dict[str, Any] = {
@@ -106,8 +116,9 @@ class CompiledRecipe:
         n = len(indices)
         none: list[Any] = [None] * n
         empty: list[Any] = [()] * n
-        personas = (self.persona.personas(self.persona.sample(run_seed, indices))
-                    if self.persona else none)
+        personas = (
+            self.persona.personas(self.persona.sample(run_seed, indices)) if self.persona else none
+        )
         windows, keywords = none, empty
         if self.trajectory is not None:
             traj = self.trajectory.sample(run_seed, indices)
@@ -117,21 +128,30 @@ class CompiledRecipe:
         examples = self.examples.sample(run_seed, indices) if self.examples else empty
         name, fixed = self.recipe.name, self.fixed
         return [
-            GenerationSpec.model_validate({
-                **fixed,
-                "run_seed": run_seed,
-                "record_index": index,
-                "record_id": record_id(name, run_seed, index),
-                "record_seed": seed,
-                "persona": persona,
-                "window": window,
-                "keywords": tuple(kws),
-                "symptoms": tuple(syms),
-                "examples": example,
-            })
+            GenerationSpec.model_validate(
+                {
+                    **fixed,
+                    "run_seed": run_seed,
+                    "record_index": index,
+                    "record_id": record_id(name, run_seed, index),
+                    "record_seed": seed,
+                    "persona": persona,
+                    "window": window,
+                    "keywords": tuple(kws),
+                    "symptoms": tuple(syms),
+                    "examples": example,
+                }
+            )
             for index, seed, persona, window, kws, syms, example in zip(
-                indices.tolist(), record_seeds(run_seed, indices).tolist(), personas, windows,
-                keywords, symptoms, examples, strict=True)
+                indices.tolist(),
+                record_seeds(run_seed, indices).tolist(),
+                personas,
+                windows,
+                keywords,
+                symptoms,
+                examples,
+                strict=True,
+            )
         ]
 
 
@@ -147,13 +167,19 @@ class Planner:
         if request.by_prevalence:
             pool = catalogue.prevalence_pool()
             if self.recipe.icd_prefix:
-                pool = [(t, p) for t, p in pool
-                        if t.icd and t.icd.code.startswith(self.recipe.icd_prefix)]
+                pool = [
+                    (t, p)
+                    for t, p in pool
+                    if t.icd and t.icd.code.startswith(self.recipe.icd_prefix)
+                ]
             targets = [t for t, _ in pool]
             freqs = [p for _, p in pool]
         else:
-            targets = ([catalogue.icd(c) for c in request.icd] if request.icd
-                       else [catalogue.disease(d) for d in request.disease])
+            targets = (
+                [catalogue.icd(c) for c in request.icd]
+                if request.icd
+                else [catalogue.disease(d) for d in request.disease]
+            )
             freqs = []
         profiles: dict[str, DiseaseProfile] = {}  # one read per disease, whatever its codes
         self.compiled: list[CompiledRecipe] = []
@@ -173,11 +199,16 @@ class Planner:
                 kept_freqs.append(freqs[i])
         if not self.compiled:
             detail = f" ({'; '.join(skipped[:5])})" if skipped else ""
-            raise EngineError(f"no disease in the graph has a prevalence and the content recipe "
-                              f"{self.recipe.name} needs{detail}")
+            raise EngineError(
+                f"no disease in the graph has a prevalence and the content recipe "
+                f"{self.recipe.name} needs{detail}"
+            )
         self.skipped = skipped
-        self.code_probs = (code_probabilities(kept_freqs, request.code_weighting)
-                           if request.by_prevalence else None)
+        self.code_probs = (
+            code_probabilities(kept_freqs, request.code_weighting)
+            if request.by_prevalence
+            else None
+        )
         self.total = request.n if request.by_prevalence else request.n * len(self.compiled)
 
     @property
@@ -192,8 +223,9 @@ class Planner:
 
     @property
     def targets(self) -> list[Target]:
-        return [Target(disease_id=p.disease_id, disease=p.disease, icd=p.icd)
-                for p in self.profiles]
+        return [
+            Target(disease_id=p.disease_id, disease=p.disease, icd=p.icd) for p in self.profiles
+        ]
 
     def target_of(self, indices: IntArray) -> IntArray:
         """The compiled target each record index belongs to."""
@@ -215,8 +247,9 @@ class Planner:
             batch: list[GenerationSpec | None] = [None] * len(indices)
             for t in np.unique(which):
                 pos = np.flatnonzero(which == t)
-                for p, spec in zip(pos, self.compiled[int(t)].specs(self.request.seed,
-                                                                     indices[pos]), strict=True):
+                for p, spec in zip(
+                    pos, self.compiled[int(t)].specs(self.request.seed, indices[pos]), strict=True
+                ):
                     batch[p] = spec
             for item in batch:
                 assert item is not None

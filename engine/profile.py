@@ -211,32 +211,52 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
             name=r["symptom"],
             synonyms=tuple(r["synonyms"] or ()),
             weight=_float(r["weight"]),
-            categories=tuple(sorted((CategoryRef(**c) for c in r["categories"]),
-                                    key=lambda c: c.id)),
+            categories=tuple(
+                sorted((CategoryRef(**c) for c in r["categories"]), key=lambda c: c.id)
+            ),
         )
     windows = [
         WindowInfo(
-            id=r["window_id"], name=r["window"], order=int(r["order"]),
-            start_months=float(r["start_months"]), end_months=float(r["end_months"]),
+            id=r["window_id"],
+            name=r["window"],
+            order=int(r["order"]),
+            start_months=float(r["start_months"]),
+            end_months=float(r["end_months"]),
             weight=_float(r["weight"]),
-            observations=tuple(sorted(
-                (Observation(target_id=o["target_id"], kind=o["kind"], name=o["name"],
-                             scheme=o["scheme"], frequency=float(o["frequency"]))
-                 for o in r["observations"]),
-                key=lambda o: o.target_id,
-            )),
+            observations=tuple(
+                sorted(
+                    (
+                        Observation(
+                            target_id=o["target_id"],
+                            kind=o["kind"],
+                            name=o["name"],
+                            scheme=o["scheme"],
+                            frequency=float(o["frequency"]),
+                        )
+                        for o in r["observations"]
+                    ),
+                    key=lambda o: o.target_id,
+                )
+            ),
         )
         for r in _run(store, "profile_windows", disease=disease)
     ]
     strata = [
-        StratumShare(id=r["stratum_id"], attribute=r["attribute"], value=r["value"],
-                     share=float(r["share"]))
+        StratumShare(
+            id=r["stratum_id"], attribute=r["attribute"], value=r["value"], share=float(r["share"])
+        )
         for r in _run(store, "demographic_strata", disease=disease)
     ]
     risks = [
-        RiskInfo(id=r["risk_factor_id"], name=r["risk_factor"], kind=r["kind"] or "risk_factor",
-                 prevalence=float(r["prevalence"]), stratum_id=r["stratum_id"],
-                 attribute=r["attribute"], value=r["value"])
+        RiskInfo(
+            id=r["risk_factor_id"],
+            name=r["risk_factor"],
+            kind=r["kind"] or "risk_factor",
+            prevalence=float(r["prevalence"]),
+            stratum_id=r["stratum_id"],
+            attribute=r["attribute"],
+            value=r["value"],
+        )
         for r in _run(store, "profile_risks", disease=disease)
     ]
     guidelines = {
@@ -246,10 +266,14 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
     if not any(g.kind == "report_section" for g in guidelines.values()):
         for r in _run(store, "shared_report_sections"):
             guidelines[(r["guideline_id"], None)] = _guideline(r)
-    examples = [ExampleInfo(id=r["note_id"], origin=r["origin"], text=r["text"])
-                for r in _run(store, "profile_examples", disease=disease)]
-    drugs = [DrugInfo(id=r["drug_id"], name=r["drug"], drug_class=r["drug_class"], line=r["line"])
-             for r in _run(store, "profile_drugs", disease=disease)]
+    examples = [
+        ExampleInfo(id=r["note_id"], origin=r["origin"], text=r["text"])
+        for r in _run(store, "profile_examples", disease=disease)
+    ]
+    drugs = [
+        DrugInfo(id=r["drug_id"], name=r["drug"], drug_class=r["drug_class"], line=r["line"])
+        for r in _run(store, "profile_drugs", disease=disease)
+    ]
     fields: dict[str, Any] = {
         "disease_id": d["disease_id"],
         "disease": d["disease"],
@@ -261,8 +285,9 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
         "windows": tuple(sorted(windows, key=lambda w: (w.order, w.id))),
         "strata": tuple(sorted(strata, key=lambda s: (s.attribute, s.value, s.id))),
         "risks": tuple(sorted(risks, key=lambda r: (r.id, r.stratum_id or ""))),
-        "guidelines": tuple(sorted(guidelines.values(),
-                                   key=lambda g: (g.kind, g.order, g.id, g.category_id or ""))),
+        "guidelines": tuple(
+            sorted(guidelines.values(), key=lambda g: (g.kind, g.order, g.id, g.category_id or ""))
+        ),
         "examples": tuple(sorted(examples, key=lambda e: e.id)),
         "drugs": tuple(sorted(drugs, key=lambda x: x.id)),
     }
@@ -270,8 +295,14 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
 
 
 def _guideline(r: Row) -> GuidelineInfo:
-    return GuidelineInfo(id=r["guideline_id"], title=r["title"], text=r["text"], kind=r["kind"],
-                         order=int(r["order"]), category_id=r["category_id"])
+    return GuidelineInfo(
+        id=r["guideline_id"],
+        title=r["title"],
+        text=r["text"],
+        kind=r["kind"],
+        order=int(r["order"]),
+        category_id=r["category_id"],
+    )
 
 
 class Catalogue:
@@ -318,11 +349,16 @@ class Catalogue:
         known = _run(self.store, "icd_lookup", icd=code)
         if rows:
             nearest = min(r["distance"] for r in rows)
-            best = sorted((r for r in rows if r["distance"] == nearest),
-                          key=lambda r: (not r["primary"], r["disease_id"]))[0]
+            best = sorted(
+                (r for r in rows if r["distance"] == nearest),
+                key=lambda r: (not r["primary"], r["disease_id"]),
+            )[0]
             title = known[0]["title"] if known else None
-            return Target(disease_id=best["disease_id"], disease=best["disease"],
-                          icd=IcdRef(code=code, title=title, primary=bool(best["primary"])))
+            return Target(
+                disease_id=best["disease_id"],
+                disease=best["disease"],
+                icd=IcdRef(code=code, title=title, primary=bool(best["primary"])),
+            )
         if known:
             raise EngineError(
                 f"ICD-10-CM {code} ({known[0]['title']}) is in the catalogue, but no disease in "
@@ -338,8 +374,11 @@ class Catalogue:
                 coded.setdefault(c["code"], f"{c['code']} {c['title'] or ''} ({row['disease']})")
         same = [c for n in (3, 2, 1) for c in sorted(coded) if c[:n] == code[:n]]
         close = difflib.get_close_matches(code, list(coded), n=5, cutoff=0.4)
-        return _closest([coded[c] for c in [*same[:5], *close]], "coded ICD-10-CM codes",
-                        "kgsynth kg query icd_subtree --param icd=...")
+        return _closest(
+            [coded[c] for c in [*same[:5], *close]],
+            "coded ICD-10-CM codes",
+            "kgsynth kg query icd_subtree --param icd=...",
+        )
 
     def prevalence_pool(self) -> list[tuple[Target, float]]:
         """Diseases with a prevalence and an ICD code, with that prevalence."""

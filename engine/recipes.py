@@ -71,10 +71,13 @@ class Recipe(BaseModel):
         try:
             return RecipeParams.model_validate(data)
         except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                 for e in err.errors())
-            raise EngineError(f"recipe {self.name}: bad parameter(s): {problems} "
-                              f"(known: {', '.join(RecipeParams.model_fields)})") from None
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+            )
+            raise EngineError(
+                f"recipe {self.name}: bad parameter(s): {problems} "
+                f"(known: {', '.join(RecipeParams.model_fields)})"
+            ) from None
 
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
@@ -100,8 +103,13 @@ class CompiledTemplate:
     def __init__(self, name: str, source: str) -> None:
         self.name = name
         self.hash = hashlib.sha256(source.encode("utf-8")).hexdigest()
-        env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True,
-                          lstrip_blocks=True, keep_trailing_newline=False)
+        env = Environment(
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
         try:
             self.template: Template = env.from_string(source)
         except TemplateError as err:
@@ -122,8 +130,10 @@ class CompiledTemplate:
 
     def messages(self, context: dict[str, Any]) -> Messages:
         """System message (static) first, then the per-record user message."""
-        return [{"role": "system", "content": self.system},
-                {"role": "user", "content": self._block("user", context)}]
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self._block("user", context)},
+        ]
 
 
 @cache

@@ -165,4 +165,3 @@ def info(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     else:
         for key, value in row.items():
             console.print(f"[bold]{key}[/bold]: {'(not initialised)' if value is None else value}")
-

@@ -35,8 +35,12 @@ SUM_TOLERANCE = 0.01
 #: The location ``read_graph`` gives to everything already in the store.
 LIVE = "graph"
 #: Relationship types whose number must cite a source, and that number's field.
-CITED_NUMBERS = {"PRESENTS": "weight", "OBSERVES": "frequency", "PREVALENCE": "share",
-                 "RISK": "prevalence"}
+CITED_NUMBERS = {
+    "PRESENTS": "weight",
+    "OBSERVES": "frequency",
+    "PREVALENCE": "share",
+    "RISK": "prevalence",
+}
 HIERARCHIES = ("PARENT_OF", "IS_A")
 #: Left out of the live context of a load: large, and needed only for references.
 CATALOGUE_LABELS = frozenset({"IcdCode"})
@@ -65,8 +69,10 @@ def overlay(base: GraphBatch, top: GraphBatch) -> GraphBatch:
 def _where(batch: GraphBatch, items: Iterable[Item]) -> Location:
     """The first location of ``items`` outside the live graph, else the first one."""
     locations = [batch.location_of(i) for i in items]
-    return next((loc for loc in locations if loc.file != LIVE), locations[0] if locations
-                else Location(LIVE))
+    return next(
+        (loc for loc in locations if loc.file != LIVE),
+        locations[0] if locations else Location(LIVE),
+    )
 
 
 def _fmt(x: float) -> str:
@@ -86,16 +92,28 @@ def sources_resolve(batch: GraphBatch) -> list[Problem]:
     items: list[Item] = [*batch.iter_nodes(), *batch.iter_rels()]
     for item in items:
         if item.source is not None and item.source not in sources:
-            what = (f"{item.label} {item.id}" if isinstance(item, Entity)
-                    else f"{item.type} {item.start} -> {item.end}")
-            problems.append(Problem(batch.location_of(item), "source",
-                                    f"{what} cites {item.source!r}, which is not a Source node"))
+            what = (
+                f"{item.label} {item.id}"
+                if isinstance(item, Entity)
+                else f"{item.type} {item.start} -> {item.end}"
+            )
+            problems.append(
+                Problem(
+                    batch.location_of(item),
+                    "source",
+                    f"{what} cites {item.source!r}, which is not a Source node",
+                )
+            )
     for rel in batch.rels.get("RISK", {}).values():
         stratum = getattr(rel, "stratum", None)
         if stratum is not None and stratum not in strata:
-            problems.append(Problem(batch.location_of(rel), "stratum",
-                                    f"RISK {rel.start} -> {rel.end}: stratum {stratum!r} is not "
-                                    "a Stratum node"))
+            problems.append(
+                Problem(
+                    batch.location_of(rel),
+                    "stratum",
+                    f"RISK {rel.start} -> {rel.end}: stratum {stratum!r} is not a Stratum node",
+                )
+            )
     return problems
 
 
@@ -105,17 +123,32 @@ def numbers_cited(batch: GraphBatch) -> list[Problem]:
     for rtype, field in CITED_NUMBERS.items():
         for rel in batch.rels.get(rtype, {}).values():
             if rel.source is None:
-                problems.append(Problem(batch.location_of(rel), field,
-                                        f"{rtype} {rel.start} -> {rel.end}: {field} has no "
-                                        "source; cite a Source node"))
+                problems.append(
+                    Problem(
+                        batch.location_of(rel),
+                        field,
+                        f"{rtype} {rel.start} -> {rel.end}: {field} has no "
+                        "source; cite a Source node",
+                    )
+                )
     for node in batch.nodes.get("Disease", {}).values():
         if getattr(node, "prevalence", None) is not None and node.source is None:
-            problems.append(Problem(batch.location_of(node), "prevalence",
-                                    f"Disease {node.id}: prevalence has no source"))
+            problems.append(
+                Problem(
+                    batch.location_of(node),
+                    "prevalence",
+                    f"Disease {node.id}: prevalence has no source",
+                )
+            )
     for node in batch.nodes.get("TrajectoryWindow", {}).values():
         if node.source is None:
-            problems.append(Problem(batch.location_of(node), "source",
-                                    f"TrajectoryWindow {node.id}: its months have no source"))
+            problems.append(
+                Problem(
+                    batch.location_of(node),
+                    "source",
+                    f"TrajectoryWindow {node.id}: its months have no source",
+                )
+            )
     return problems
 
 
@@ -144,7 +177,7 @@ def _cycles(rels: Iterable[Relationship]) -> list[list[Relationship]]:
             seen = state.get(edge.end)
             if seen == 1:
                 ids = [n for n, _ in stack]
-                cycles.append([*path[ids.index(edge.end):], edge])
+                cycles.append([*path[ids.index(edge.end) :], edge])
             elif seen is None:
                 state[edge.end] = 1
                 path.append(edge)
@@ -175,10 +208,15 @@ def prevalence_shares(batch: GraphBatch) -> list[Problem]:
     for (disease, attribute), rels in sorted(groups.items()):
         total = sum(getattr(r, "share", 0.0) for r in rels)
         if abs(total - 1.0) > SUM_TOLERANCE:
-            problems.append(Problem(_where(batch, rels), "share",
-                                    f"PREVALENCE shares of {disease} over {attribute} sum to "
-                                    f"{_fmt(total)}, not 1 (±{SUM_TOLERANCE}) across "
-                                    f"{len(rels)} strata"))
+            problems.append(
+                Problem(
+                    _where(batch, rels),
+                    "share",
+                    f"PREVALENCE shares of {disease} over {attribute} sum to "
+                    f"{_fmt(total)}, not 1 (±{SUM_TOLERANCE}) across "
+                    f"{len(rels)} strata",
+                )
+            )
     return problems
 
 
@@ -198,14 +236,28 @@ def windows_ordered(batch: GraphBatch) -> list[Problem]:
             span_a = f"{a.id} [{_fmt(a.start_months)}, {_fmt(a.end_months)})"
             span_b = f"{b.id} [{_fmt(b.start_months)}, {_fmt(b.end_months)})"
             if a.order == b.order:
-                problems.append(Problem(loc, "order", f"windows {a.id} and {b.id} of {disease} "
-                                        f"share order {a.order}"))
+                problems.append(
+                    Problem(
+                        loc,
+                        "order",
+                        f"windows {a.id} and {b.id} of {disease} share order {a.order}",
+                    )
+                )
             elif b.start_months < a.start_months:
-                problems.append(Problem(loc, "order", f"windows of {disease} are not in time "
-                                        f"order: {span_b} comes after {span_a}"))
+                problems.append(
+                    Problem(
+                        loc,
+                        "order",
+                        f"windows of {disease} are not in time "
+                        f"order: {span_b} comes after {span_a}",
+                    )
+                )
             elif b.start_months < a.end_months:
-                problems.append(Problem(loc, "start_months", f"windows of {disease} overlap: "
-                                        f"{span_a} and {span_b}"))
+                problems.append(
+                    Problem(
+                        loc, "start_months", f"windows of {disease} overlap: {span_a} and {span_b}"
+                    )
+                )
     return problems
 
 
@@ -221,10 +273,15 @@ def window_frequencies(batch: GraphBatch) -> list[Problem]:
     for (window, scheme), rels in sorted(groups.items()):
         total = sum(getattr(r, "frequency", 0.0) for r in rels)
         if abs(total - 1.0) > SUM_TOLERANCE:
-            problems.append(Problem(_where(batch, rels), "frequency",
-                                    f"OBSERVES frequencies of window {window} over the "
-                                    f"{scheme!r} categories sum to {_fmt(total)}, not 1 "
-                                    f"(±{SUM_TOLERANCE})"))
+            problems.append(
+                Problem(
+                    _where(batch, rels),
+                    "frequency",
+                    f"OBSERVES frequencies of window {window} over the "
+                    f"{scheme!r} categories sum to {_fmt(total)}, not 1 "
+                    f"(±{SUM_TOLERANCE})",
+                )
+            )
     return problems
 
 
@@ -232,8 +289,12 @@ def symptoms_categorised(batch: GraphBatch) -> list[Problem]:
     """Every symptom is in at least one category (a warning: it is still usable)."""
     categorised = {r.start for r in batch.rels.get("IN_CATEGORY", {}).values()}
     return [
-        Problem(batch.location_of(s), "id", f"Symptom {s.id} has no IN_CATEGORY; category-"
-                "stratified sampling will never pick it", WARNING)
+        Problem(
+            batch.location_of(s),
+            "id",
+            f"Symptom {s.id} has no IN_CATEGORY; category-stratified sampling will never pick it",
+            WARNING,
+        )
         for s in batch.nodes.get("Symptom", {}).values()
         if s.id not in categorised
     ]
@@ -261,8 +322,7 @@ def validate(batch: GraphBatch, store: GraphStore | None = None) -> list[Problem
     if store is None:
         return check_graph(batch)
     problems = resolve_endpoints(batch, store)[1]
-    live = read_live(store, set(NODE_MODELS) - CATALOGUE_LABELS,
-                     set(REL_MODELS) - CATALOGUE_TYPES)
+    live = read_live(store, set(NODE_MODELS) - CATALOGUE_LABELS, set(REL_MODELS) - CATALOGUE_TYPES)
     if isinstance(live, list):
         return problems + live
     if batch.rels.get("PARENT_OF"):
@@ -275,15 +335,19 @@ def _add_parent_of(live: GraphBatch, store: GraphStore) -> None:
     """The live ``PARENT_OF`` edges, as bare (start, end) pairs: all the cycle rule needs."""
     bucket = live.rels.setdefault("PARENT_OF", {})
     where = Location(LIVE)
-    for row in store.read("MATCH (a:IcdCode)-[:PARENT_OF]->(b:IcdCode) RETURN a.id AS s, "
-                          "b.id AS e"):
+    for row in store.read(
+        "MATCH (a:IcdCode)-[:PARENT_OF]->(b:IcdCode) RETURN a.id AS s, b.id AS e"
+    ):
         key = ("PARENT_OF", row["s"], row["e"])
         bucket[key] = ParentOf.model_construct(start=row["s"], end=row["e"])
         live.locations[key] = where
 
 
-def read_live(store: GraphStore, labels: Collection[str] | None = None,
-              rel_types: Collection[str] | None = None) -> GraphBatch | list[Problem]:
+def read_live(
+    store: GraphStore,
+    labels: Collection[str] | None = None,
+    rel_types: Collection[str] | None = None,
+) -> GraphBatch | list[Problem]:
     """The live graph (or part of it), or the problems that stop it being read as valid."""
     try:
         return read_graph(store, labels, rel_types)

@@ -27,8 +27,12 @@ from loaders.seed import PARTS, parse_parts, seed
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
-PathsArg = Annotated[list[Path], typer.Argument(help="Files (.yaml .yml .json .csv .obo .owl "
-                                                 ".rdf .ttl) or directories of them.")]
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Files (.yaml .yml .json .csv .obo .owl .rdf .ttl) or directories of them."
+    ),
+]
 
 
 def print_problems(problems: Sequence[Problem]) -> None:
@@ -56,17 +60,21 @@ def load(ctx: typer.Context, paths: PathsArg) -> None:
         except ValidationFailed as exc:
             raise fail(exc.problems, "nothing was written") from None
         print_problems(result.warnings)
-        out.print(f"loaded {result.stats.nodes} nodes and {result.stats.relationships} "
-                  f"relationships into {store.display_uri} in {result.stats.seconds:.1f} s")
+        out.print(
+            f"loaded {result.stats.nodes} nodes and {result.stats.relationships} "
+            f"relationships into {store.display_uri} in {result.stats.seconds:.1f} s"
+        )
 
 
 def export(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="File (ttl, json) or directory "
-                                         "(csv) to write.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="File (ttl, json) or directory (csv) to write.")
+    ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="ttl, json or csv.")] = "json",
-    disease: Annotated[str | None, typer.Option(help="Only this disease's subgraph (id or "
-                                                "name).")] = None,
+    disease: Annotated[
+        str | None, typer.Option(help="Only this disease's subgraph (id or name).")
+    ] = None,
 ) -> None:
     """Write the graph (or one disease's self-contained subgraph) as Turtle, JSON or CSV."""
     if fmt not in ("ttl", "json", "csv"):
@@ -76,16 +84,20 @@ def export(
     if disease is not None:
         batch = disease_subgraph(batch, find_disease(batch, disease))
     files = export_batch(batch, cast(Format, fmt), output)
-    out.print(f"wrote {batch.node_count()} nodes and {batch.rel_count()} relationships to "
-              f"{output}" + (f" ({len(files)} files)" if fmt == "csv" else ""))
+    out.print(
+        f"wrote {batch.node_count()} nodes and {batch.rel_count()} relationships to "
+        f"{output}" + (f" ({len(files)} files)" if fmt == "csv" else "")
+    )
 
 
 def validate(
     ctx: typer.Context,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files to check; none: the live "
-                                                       "graph.")] = None,
-    standalone: Annotated[bool, typer.Option(help="Check the files on their own, not against "
-                                             "the live graph.")] = False,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files to check; none: the live graph.")
+    ] = None,
+    standalone: Annotated[
+        bool, typer.Option(help="Check the files on their own, not against the live graph.")
+    ] = False,
 ) -> None:
     """Check files (as `kg load` would, writing nothing) or, without paths, the live graph."""
     with store_from_context(ctx) as store:
@@ -104,15 +116,26 @@ def validate(
 
 def seed_cmd(
     ctx: typer.Context,
-    only: Annotated[str | None, typer.Option(help=f"Comma-separated parts: {', '.join(PARTS)} "
-                                             "(default: all, in that order).")] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated parts: {', '.join(PARTS)} (default: all, in that order)."
+        ),
+    ] = None,
 ) -> None:
     """Load the shipped content: ICD-10-CM, SYMP, DO associations, curated YAML. Idempotent."""
     parts = parse_parts(only) if only else list(PARTS)
-    with store_from_context(ctx) as store, Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
-    ) as bar:
+    with (
+        store_from_context(ctx) as store,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar,
+    ):
         steps = [f"building {p}" for p in parts] + ["validating"] + [f"writing {p}" for p in parts]
         task = bar.add_task(steps[0], total=len(steps))
 
@@ -134,8 +157,13 @@ def seed_cmd(
         table.add_column(col, overflow="fold")
     for part in built:
         s = part.stats
-        table.add_row(part.name, str(s.nodes if s else 0), str(s.relationships if s else 0),
-                      f"{s.seconds:.1f}" if s else "", "; ".join(part.notes))
+        table.add_row(
+            part.name,
+            str(s.nodes if s else 0),
+            str(s.relationships if s else 0),
+            f"{s.seconds:.1f}" if s else "",
+            "; ".join(part.notes),
+        )
     out.print(table)
 
 

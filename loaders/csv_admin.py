@@ -28,12 +28,28 @@ from kg.store.writer import resolve_endpoints
 from loaders.textfile import display_name, read_text
 
 ARRAY_DELIMITER = ";"
-_SPECIAL = {"ID": "id", "START_ID": "start", "END_ID": "end", "LABEL": "label", "TYPE": "type",
-            "IGNORE": "ignore"}
-_TYPES = {"string": "string", "int": "int", "long": "int", "short": "int", "byte": "int",
-          "float": "float", "double": "float", "boolean": "boolean"}
-_HEADER_RE = re.compile(r"^(?P<name>[^:]*)(?::(?P<kind>[A-Za-z_]+)(?P<array>\[\])?"
-                        r"(?:\((?P<group>[^)]*)\))?)?$")
+_SPECIAL = {
+    "ID": "id",
+    "START_ID": "start",
+    "END_ID": "end",
+    "LABEL": "label",
+    "TYPE": "type",
+    "IGNORE": "ignore",
+}
+_TYPES = {
+    "string": "string",
+    "int": "int",
+    "long": "int",
+    "short": "int",
+    "byte": "int",
+    "float": "float",
+    "double": "float",
+    "boolean": "boolean",
+}
+_HEADER_RE = re.compile(
+    r"^(?P<name>[^:]*)(?::(?P<kind>[A-Za-z_]+)(?P<array>\[\])?"
+    r"(?:\((?P<group>[^)]*)\))?)?$"
+)
 
 ColumnRole = Literal["id", "start", "end", "label", "type", "ignore", "prop"]
 
@@ -63,14 +79,26 @@ def parse_header(cells: list[str], name: str) -> tuple[list[Column], list[Proble
         role = _SPECIAL.get(kind.upper())
         if role is not None:
             if group is not None and group not in LABELS:
-                problems.append(Problem(where, cell, f"unknown label {group!r} in the id group; "
-                                        f"allowed: {', '.join(sorted(LABELS))}"))
+                problems.append(
+                    Problem(
+                        where,
+                        cell,
+                        f"unknown label {group!r} in the id group; "
+                        f"allowed: {', '.join(sorted(LABELS))}",
+                    )
+                )
             columns.append(Column(role, prop or "id", group=group or None))  # type: ignore[arg-type]
             continue
         vtype = _TYPES.get(kind.lower())
         if vtype is None:
-            problems.append(Problem(where, cell, f"unsupported type {kind!r}; use one of "
-                                    f"{', '.join(sorted(_TYPES))} (with [] for arrays)"))
+            problems.append(
+                Problem(
+                    where,
+                    cell,
+                    f"unsupported type {kind!r}; use one of "
+                    f"{', '.join(sorted(_TYPES))} (with [] for arrays)",
+                )
+            )
             columns.append(Column("ignore"))
             continue
         if not prop:
@@ -85,8 +113,14 @@ def parse_header(cells: list[str], name: str) -> tuple[list[Column], list[Proble
     has_node = "id" in roles
     has_rel = "start" in roles or "end" in roles
     if not has_node and not has_rel:
-        problems.append(Problem(where, ":ID", "missing column: a node file needs an ':ID' column, "
-                                "a relationship file ':START_ID' and ':END_ID'"))
+        problems.append(
+            Problem(
+                where,
+                ":ID",
+                "missing column: a node file needs an ':ID' column, "
+                "a relationship file ':START_ID' and ':END_ID'",
+            )
+        )
     if has_rel and ("start" not in roles or "end" not in roles):
         missing = ":START_ID" if "start" not in roles else ":END_ID"
         problems.append(Problem(where, missing, f"missing column {missing}"))
@@ -134,8 +168,9 @@ def _file_group(path: Path) -> str | None:
     return stem if stem in LABELS or stem in REL_TYPES else None
 
 
-def _row_item(row: list[str], columns: list[Column], loc: Location,
-              default: str | None) -> tuple[RawItem | None, list[Problem]]:
+def _row_item(
+    row: list[str], columns: list[Column], loc: Location, default: str | None
+) -> tuple[RawItem | None, list[Problem]]:
     data: dict[str, Any] = {}
     problems: list[Problem] = []
     label = rtype = None
@@ -165,27 +200,47 @@ def _row_item(row: list[str], columns: list[Column], loc: Location,
     if node_id is not None:
         label = label or id_group or (default if default in LABELS else None)
         if label is None:
-            return None, [Problem(loc, ":LABEL", "no label: add a ':LABEL' column, an "
-                                  "'id:ID(Label)' group, or name the file Label.csv")]
+            return None, [
+                Problem(
+                    loc,
+                    ":LABEL",
+                    "no label: add a ':LABEL' column, an "
+                    "'id:ID(Label)' group, or name the file Label.csv",
+                )
+            ]
         data["id"] = node_id
         return RawItem("node", label, data, loc), problems
     if start is None and end is None:
-        return None, [Problem(loc, ":ID", "empty cell: a node row needs an id, a relationship "
-                              "row a start and an end id")]
+        return None, [
+            Problem(
+                loc,
+                ":ID",
+                "empty cell: a node row needs an id, a relationship row a start and an end id",
+            )
+        ]
     if start is None or end is None:
         missing = ":START_ID" if start is None else ":END_ID"
-        return None, [Problem(loc, missing, "empty cell: a relationship row needs a start and "
-                              "an end id")]
+        return None, [
+            Problem(loc, missing, "empty cell: a relationship row needs a start and an end id")
+        ]
     rtype = rtype or (default if default in REL_TYPES else None)
     if rtype is None:
-        return None, [Problem(loc, ":TYPE", "no relationship type: add a ':TYPE' column or "
-                              "name the file TYPE.csv")]
+        return None, [
+            Problem(
+                loc, ":TYPE", "no relationship type: add a ':TYPE' column or name the file TYPE.csv"
+            )
+        ]
     model = REL_MODELS.get(rtype)
     if model is not None:
         for field, group, pos in (("start", start_group, 0), ("end", end_group, 1)):
             if group is not None and group not in {pair[pos] for pair in model.ends}:
-                problems.append(Problem(loc, field, f"{rtype} cannot {field} at a {group}; "
-                                        f"allowed: {list(model.ends)}"))
+                problems.append(
+                    Problem(
+                        loc,
+                        field,
+                        f"{rtype} cannot {field} at a {group}; allowed: {list(model.ends)}",
+                    )
+                )
     data.update(start=start, end=end)
     return RawItem("rel", rtype, data, loc), problems
 
@@ -213,8 +268,9 @@ def read_csv(path: Path) -> tuple[list[RawItem], list[Problem]]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(columns):
-                problems.append(Problem(loc, "", f"the row has {len(row)} fields, the header "
-                                        f"{len(columns)}"))
+                problems.append(
+                    Problem(loc, "", f"the row has {len(row)} fields, the header {len(columns)}")
+                )
                 continue
             item, found = _row_item(row, columns, loc, default)
             problems += found

@@ -68,8 +68,9 @@ def _rows(path: Path) -> tuple[Iterator[tuple[int, dict[str, str]]], list[Proble
     return rows(), problems
 
 
-def do_batch(vendor: Path, codes: Collection[str],
-             symptoms: Collection[str]) -> tuple[GraphBatch, DoStats, list[Problem]]:
+def do_batch(
+    vendor: Path, codes: Collection[str], symptoms: Collection[str]
+) -> tuple[GraphBatch, DoStats, list[Problem]]:
     """The DO associations, given the catalogue's codes and the loaded symptom ids."""
     stats = DoStats()
     problems: list[Problem] = []
@@ -86,8 +87,14 @@ def do_batch(vendor: Path, codes: Collection[str],
             xrefs.setdefault(row["id"], []).extend(refs)
             labels.setdefault(row["id"], row.get("label", ""))
 
-    items: list[RawItem] = [RawItem("node", "Source", DO_SOURCE.model_dump(exclude_none=True),
-                                    Location(names["disease-symptom"], 1))]
+    items: list[RawItem] = [
+        RawItem(
+            "node",
+            "Source",
+            DO_SOURCE.model_dump(exclude_none=True),
+            Location(names["disease-symptom"], 1),
+        )
+    ]
     src = DO_SOURCE.id
     loaded: dict[str, str] = {}
     rows, found = _rows(files["disease-symptom"])
@@ -100,13 +107,29 @@ def do_batch(vendor: Path, codes: Collection[str],
         if did not in loaded:
             loaded[did] = labels[did] or row.get("disease_label", "")
             refs = sorted(set(xrefs[did]))
-            items.append(RawItem("node", "Disease", {
-                "id": did, "name": loaded[did], "xrefs": [f"ICD10CM:{c}" for c in refs],
-                "source": src}, loc))
+            items.append(
+                RawItem(
+                    "node",
+                    "Disease",
+                    {
+                        "id": did,
+                        "name": loaded[did],
+                        "xrefs": [f"ICD10CM:{c}" for c in refs],
+                        "source": src,
+                    },
+                    loc,
+                )
+            )
             for code in refs:
                 if code in codes:
-                    items.append(RawItem("rel", "CODED_AS", {
-                        "start": did, "end": f"ICD10CM:{code}", "source": src}, loc))
+                    items.append(
+                        RawItem(
+                            "rel",
+                            "CODED_AS",
+                            {"start": did, "end": f"ICD10CM:{code}", "source": src},
+                            loc,
+                        )
+                    )
                     stats.coded_as += 1
                 else:
                     stats.codes_skipped.append(f"{did} ICD10CM:{code}")
@@ -114,16 +137,28 @@ def do_batch(vendor: Path, codes: Collection[str],
         if sid not in symptoms:
             stats.symptoms_skipped.append(f"{did} {sid}")
             continue
-        items.append(RawItem("rel", "PRESENTS", {
-            "start": did, "end": sid, "weight": 1.0, "source": src, "remarks": UNWEIGHTED}, loc))
+        items.append(
+            RawItem(
+                "rel",
+                "PRESENTS",
+                {"start": did, "end": sid, "weight": 1.0, "source": src, "remarks": UNWEIGHTED},
+                loc,
+            )
+        )
     by_label = {name: did for did, name in loaded.items()}
     rows, found = _rows(files["hierarchy"])
     problems += found
     for line, row in rows:
         child, parent = row.get("id", ""), by_label.get(row.get("subClassOf", ""))
         if child in loaded and parent is not None and parent != child:
-            items.append(RawItem("rel", "IS_A", {"start": child, "end": parent, "source": src},
-                                 Location(names["hierarchy"], line)))
+            items.append(
+                RawItem(
+                    "rel",
+                    "IS_A",
+                    {"start": child, "end": parent, "source": src},
+                    Location(names["hierarchy"], line),
+                )
+            )
     batch, found = parse_items(items)
     problems += found
     stats.diseases = len(batch.nodes.get("Disease", {}))

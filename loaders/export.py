@@ -22,8 +22,15 @@ from loaders.yaml_seed import seed_json
 
 Format = Literal["ttl", "json", "csv"]
 #: Relationship types followed outwards from a disease, hop by hop.
-FIRST_HOP = ("CODED_AS", "PRESENTS", "HAS_WINDOW", "PREVALENCE", "RISK", "TREATED_WITH",
-             "GUIDED_BY")
+FIRST_HOP = (
+    "CODED_AS",
+    "PRESENTS",
+    "HAS_WINDOW",
+    "PREVALENCE",
+    "RISK",
+    "TREATED_WITH",
+    "GUIDED_BY",
+)
 #: Relationship types followed from there on, until nothing new is reached.
 ONWARDS = ("OBSERVES", "IN_CATEGORY", "GUIDED_BY")
 
@@ -33,15 +40,19 @@ def find_disease(batch: GraphBatch, key: str) -> str:
     diseases = batch.nodes.get("Disease", {})
     if key in diseases:
         return key
-    matches = sorted(d.id for d in diseases.values() if getattr(d, "name", "").lower()
-                     == key.lower())
+    matches = sorted(
+        d.id for d in diseases.values() if getattr(d, "name", "").lower() == key.lower()
+    )
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise KgError(f"--disease {key!r} names several diseases: {', '.join(matches)}; "
-                      "give the id")
-    raise KgError(f"no Disease {key!r} in the graph (give a Disease id or exact name; "
-                  "`kgsynth kg query disease_search --param text=...` finds ids)")
+        raise KgError(
+            f"--disease {key!r} names several diseases: {', '.join(matches)}; give the id"
+        )
+    raise KgError(
+        f"no Disease {key!r} in the graph (give a Disease id or exact name; "
+        "`kgsynth kg query disease_search --param text=...` finds ids)"
+    )
 
 
 def disease_subgraph(batch: GraphBatch, disease: str) -> GraphBatch:
@@ -52,8 +63,9 @@ def disease_subgraph(batch: GraphBatch, disease: str) -> GraphBatch:
     frontier = {end for rtype, end in out_edges[disease] if rtype in FIRST_HOP}
     keep = {disease} | frontier
     while frontier:
-        frontier = {end for start in frontier for rtype, end in out_edges[start]
-                    if rtype in ONWARDS} - keep
+        frontier = {
+            end for start in frontier for rtype, end in out_edges[start] if rtype in ONWARDS
+        } - keep
         keep |= frontier
     for rel in batch.rels.get("RISK", {}).values():
         if rel.start == disease and getattr(rel, "stratum", None):

@@ -39,8 +39,13 @@ def read_path(path: Path) -> tuple[list[RawItem], list[Problem]]:
         problems: list[Problem] = []
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
         if not files:
-            problems.append(Problem(Location(display_name(path)), "",
-                                    f"no loadable files ({', '.join(SUFFIXES)}) in the directory"))
+            problems.append(
+                Problem(
+                    Location(display_name(path)),
+                    "",
+                    f"no loadable files ({', '.join(SUFFIXES)}) in the directory",
+                )
+            )
         for file in files:
             more, found = read_path(file)
             items += more
@@ -57,8 +62,14 @@ def read_path(path: Path) -> tuple[list[RawItem], list[Problem]]:
         return read_obo(path)
     if suffix in RDF_SUFFIXES:
         return read_rdf(path)
-    return [], [Problem(Location(display_name(path)), "", f"unsupported file type {suffix!r}; "
-                        f"use one of {', '.join(SUFFIXES)} or a directory of them")]
+    return [], [
+        Problem(
+            Location(display_name(path)),
+            "",
+            f"unsupported file type {suffix!r}; "
+            f"use one of {', '.join(SUFFIXES)} or a directory of them",
+        )
+    ]
 
 
 def read_paths(paths: Iterable[Path]) -> tuple[GraphBatch, list[Problem]]:

@@ -21,9 +21,26 @@ from kg.batch import GraphBatch, Location
 from kg.model import IcdCode, ParentOf, Source
 
 _RELEASE = re.compile(r"([A-Za-z]+)-(\d{1,2})-(\d{4})")
-_MONTHS = {m: i for i, m in enumerate(
-    ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-     "october", "november", "december"), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ),
+        start=1,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -79,14 +96,35 @@ def icd_rows() -> tuple[dict[str, object], ...]:
         seen.add(code)
         if is_block:
             block = code if "-" in code else f"{code}-{code}"
-            rows.append({"code": block, "kind": "block", "parent": chapter, "chapter": chapter,
-                         "source_code": code})
+            rows.append(
+                {
+                    "code": block,
+                    "kind": "block",
+                    "parent": chapter,
+                    "chapter": chapter,
+                    "source_code": code,
+                }
+            )
         elif cm.is_category(code):
-            rows.append({"code": code, "kind": "category", "parent": block, "chapter": chapter,
-                         "block": block})
+            rows.append(
+                {
+                    "code": code,
+                    "kind": "category",
+                    "parent": block,
+                    "chapter": chapter,
+                    "block": block,
+                }
+            )
         else:
-            rows.append({"code": code, "kind": "code", "parent": cm.get_parent(code),
-                         "chapter": chapter, "block": block})
+            rows.append(
+                {
+                    "code": code,
+                    "kind": "code",
+                    "parent": cm.get_parent(code),
+                    "chapter": chapter,
+                    "block": block,
+                }
+            )
     for row in rows:
         code = str(row.pop("source_code", row["code"]))
         row["title"] = cm.get_description(code)

@@ -80,7 +80,7 @@ def quoted(value: str) -> tuple[str, str]:
         elif ch == '"':
             return unescape(value[1:i]), value[i + 1 :].strip()
         i += 1
-    raise OboSyntaxError("unterminated quoted text (no closing \")")
+    raise OboSyntaxError('unterminated quoted text (no closing ")')
 
 
 @dataclass
@@ -108,8 +108,9 @@ def _term(stanza: _Stanza, name: str) -> tuple[OntologyTerm | None, list[Problem
                 text, rest = quoted(value)
                 scope = rest.split(" ", 1)[0] if rest else ""
                 if scope and not scope.startswith("[") and scope not in _SCOPES:
-                    raise OboSyntaxError(f"unknown synonym scope {scope!r}; use one of "
-                                         f"{', '.join(_SCOPES)}")
+                    raise OboSyntaxError(
+                        f"unknown synonym scope {scope!r}; use one of {', '.join(_SCOPES)}"
+                    )
                 synonyms.append(text)
             elif tag == "xref":
                 xrefs.append(unescape(value.split(" ", 1)[0]))
@@ -121,12 +122,20 @@ def _term(stanza: _Stanza, name: str) -> tuple[OntologyTerm | None, list[Problem
     if term_id is None:
         problems.append(Problem(Location(name, stanza.line), "id", "a [Term] stanza without id"))
     elif not _ID.match(term_id):
-        problems.append(Problem(Location(name, stanza.line), "id",
-                                f"{term_id!r} is not an OBO id (PREFIX:LOCAL)"))
+        problems.append(
+            Problem(
+                Location(name, stanza.line), "id", f"{term_id!r} is not an OBO id (PREFIX:LOCAL)"
+            )
+        )
     for parent in parents:
         if not _ID.match(parent):
-            problems.append(Problem(Location(name, stanza.line), "is_a",
-                                    f"{parent!r} is not an OBO id (PREFIX:LOCAL)"))
+            problems.append(
+                Problem(
+                    Location(name, stanza.line),
+                    "is_a",
+                    f"{parent!r} is not an OBO id (PREFIX:LOCAL)",
+                )
+            )
     if problems or term_id is None:
         return None, problems
     return OntologyTerm(
@@ -155,8 +164,11 @@ def _header_info(header: list[tuple[str, str, int]], fallback: str) -> OntologyI
         ontology=tags.get("ontology", fallback).lower(),
         title=props.get("dc:title") or props.get("http://purl.org/dc/elements/1.1/title"),
         version=release_version(props.get("owl:versionInfo") or tags.get("data-version")),
-        license=license_name(props.get("terms:license") or props.get("dcterms:license")
-                             or props.get("http://purl.org/dc/terms/license")),
+        license=license_name(
+            props.get("terms:license")
+            or props.get("dcterms:license")
+            or props.get("http://purl.org/dc/terms/license")
+        ),
         root=props.get("IAO:0000700"),
     )
 
@@ -176,13 +188,25 @@ def parse_obo(text: str, name: str) -> tuple[OntologyInfo, list[OntologyTerm], l
             current = _Stanza(m.group(1) if m else "", lineno, broken=m is None)
             stanzas.append(current)
             if m is None:
-                problems.append(Problem(Location(name, lineno), "", f"broken stanza header "
-                                        f"{line[:40]!r} (expected e.g. [Term]); stanza skipped"))
+                problems.append(
+                    Problem(
+                        Location(name, lineno),
+                        "",
+                        f"broken stanza header "
+                        f"{line[:40]!r} (expected e.g. [Term]); stanza skipped",
+                    )
+                )
             continue
         m = _TAG.match(line)
         if m is None:
-            problems.append(Problem(Location(name, lineno), "", f"expected 'tag: value', got "
-                                    f"{line[:40]!r}" + ("; stanza skipped" if current else "")))
+            problems.append(
+                Problem(
+                    Location(name, lineno),
+                    "",
+                    f"expected 'tag: value', got "
+                    f"{line[:40]!r}" + ("; stanza skipped" if current else ""),
+                )
+            )
             if current is not None:
                 current.broken = True
             continue
@@ -203,8 +227,13 @@ def parse_obo(text: str, name: str) -> tuple[OntologyInfo, list[OntologyTerm], l
         if term is None:
             continue
         if term.id in seen:
-            problems.append(Problem(Location(name, stanza.line), "id", f"{term.id} is defined "
-                                    f"again (first on line {seen[term.id]})"))
+            problems.append(
+                Problem(
+                    Location(name, stanza.line),
+                    "id",
+                    f"{term.id} is defined again (first on line {seen[term.id]})",
+                )
+            )
             continue
         seen[term.id] = stanza.line
         terms.append(term)

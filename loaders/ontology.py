@@ -92,6 +92,7 @@ def category_id(ontology: str, term_id: str) -> str:
 
 def _top_level(terms: dict[str, OntologyTerm], root: str | None) -> dict[str, tuple[str, ...]]:
     """Each term's top-level ancestors (itself when it is one), without recursion."""
+
     def is_top(t: OntologyTerm) -> bool:
         return root in t.parents if root else not t.parents
 
@@ -118,8 +119,9 @@ def _top_level(terms: dict[str, OntologyTerm], root: str | None) -> dict[str, tu
     return memo
 
 
-def ontology_items(info: OntologyInfo, terms: Iterable[OntologyTerm], name: str,
-                   label: str | None = None) -> tuple[list[RawItem], list[Problem]]:
+def ontology_items(
+    info: OntologyInfo, terms: Iterable[OntologyTerm], name: str, label: str | None = None
+) -> tuple[list[RawItem], list[Problem]]:
     """Raw items for the terms of one ontology file (see the module docstring)."""
     label = label or ("Disease" if info.ontology in DISEASE_ONTOLOGIES else "Symptom")
     src = info.source_id
@@ -131,8 +133,9 @@ def ontology_items(info: OntologyInfo, terms: Iterable[OntologyTerm], name: str,
     items = [RawItem("node", "Source", _source_row(info), Location(name, 1))]
     problems: list[Problem] = []
     if root is not None and root not in live:
-        problems.append(Problem(Location(name, 1), "root",
-                                f"the root term {root} is not defined (or obsolete)"))
+        problems.append(
+            Problem(Location(name, 1), "root", f"the root term {root} is not defined (or obsolete)")
+        )
     tops = _top_level(live, root) if label == "Symptom" else {}
     categories = {a for ancestors in tops.values() for a in ancestors}
     for term in live.values():
@@ -150,15 +153,26 @@ def ontology_items(info: OntologyInfo, terms: Iterable[OntologyTerm], name: str,
             row["xrefs"] = sorted(set(term.xrefs))
         items.append(RawItem("node", label, row, loc))
         for parent in sorted(set(term.parents) - {root}):
-            items.append(RawItem("rel", "IS_A", {"start": term.id, "end": parent,
-                                                 "source": src}, loc))
+            items.append(
+                RawItem("rel", "IS_A", {"start": term.id, "end": parent, "source": src}, loc)
+            )
         if term.id in categories and term.name:
-            row = {"id": category_id(info.ontology, term.id), "name": term.name,
-                   "scheme": info.ontology, "source": src}
+            row = {
+                "id": category_id(info.ontology, term.id),
+                "name": term.name,
+                "scheme": info.ontology,
+                "source": src,
+            }
             if term.definition:
                 row["description"] = term.definition
             items.append(RawItem("node", "SymptomCategory", row, loc))
         for top in tops.get(term.id, ()):
-            items.append(RawItem("rel", "IN_CATEGORY", {
-                "start": term.id, "end": category_id(info.ontology, top), "source": src}, loc))
+            items.append(
+                RawItem(
+                    "rel",
+                    "IN_CATEGORY",
+                    {"start": term.id, "end": category_id(info.ontology, top), "source": src},
+                    loc,
+                )
+            )
     return items, problems

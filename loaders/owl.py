@@ -32,7 +32,8 @@ _ABOUT = re.compile(r'rdf:about="([^"]+)"')
 
 def rdf_format(path: Path) -> str:
     return {".ttl": "turtle", ".nt": "nt", ".n3": "n3", ".jsonld": "json-ld"}.get(
-        path.suffix.lower(), "xml")
+        path.suffix.lower(), "xml"
+    )
 
 
 def parse_rdf(text: str, name: str, fmt: str) -> tuple[Graph | None, list[Problem]]:
@@ -43,8 +44,9 @@ def parse_rdf(text: str, name: str, fmt: str) -> tuple[Graph | None, list[Proble
     except Exception as err:  # rdflib raises many unrelated types for bad input
         get_line = getattr(err, "getLineNumber", None)  # xml.sax errors
         lines = getattr(err, "lines", None)  # rdflib's notation3 BadSyntax (0-based)
-        line = int(get_line()) if callable(get_line) else lines + 1 if isinstance(lines, int) \
-            else None
+        line = (
+            int(get_line()) if callable(get_line) else lines + 1 if isinstance(lines, int) else None
+        )
         why = getattr(err, "_why", None)  # BadSyntax keeps the reason apart from the context
         message = str(why or getattr(err, "message", None) or err).strip().splitlines()
         text = message[0] if message else type(err).__name__
@@ -64,8 +66,7 @@ def _text(graph: Graph, subject: URIRef, pred: URIRef) -> str | None:
 
 
 def _ontology_info(graph: Graph, fallback: str) -> OntologyInfo:
-    onto = next((s for s in graph.subjects(RDF.type, OWL.Ontology) if isinstance(s, URIRef)),
-                None)
+    onto = next((s for s in graph.subjects(RDF.type, OWL.Ontology) if isinstance(s, URIRef)), None)
     if onto is None:
         return OntologyInfo(ontology=fallback)
     ident = re.split(r"[/#]", str(onto).removesuffix(".owl"))[-1].lower() or fallback
@@ -85,22 +86,30 @@ def owl_terms(graph: Graph, lines: dict[str, int]) -> list[OntologyTerm]:
     terms = []
     for cls in sorted(s for s in graph.subjects(RDF.type, OWL.Class) if isinstance(s, URIRef)):
         tid = _text(graph, cls, OBO_IN_OWL.id) or term_id(cls)
-        terms.append(OntologyTerm(
-            id=tid,
-            name=_text(graph, cls, RDFS.label),
-            definition=_text(graph, cls, OBO.IAO_0000115),
-            synonyms=tuple(sorted({str(o) for p in SYNONYMS for o in graph.objects(cls, p)})),
-            xrefs=tuple(sorted(str(o) for o in graph.objects(cls, OBO_IN_OWL.hasDbXref))),
-            parents=tuple(sorted(term_id(o) for o in graph.objects(cls, RDFS.subClassOf)
-                                 if isinstance(o, URIRef) and o != OWL.Thing)),
-            obsolete=any(str(o).lower() == "true" for o in graph.objects(cls, OWL.deprecated)),
-            line=lines.get(str(cls)),
-        ))
+        terms.append(
+            OntologyTerm(
+                id=tid,
+                name=_text(graph, cls, RDFS.label),
+                definition=_text(graph, cls, OBO.IAO_0000115),
+                synonyms=tuple(sorted({str(o) for p in SYNONYMS for o in graph.objects(cls, p)})),
+                xrefs=tuple(sorted(str(o) for o in graph.objects(cls, OBO_IN_OWL.hasDbXref))),
+                parents=tuple(
+                    sorted(
+                        term_id(o)
+                        for o in graph.objects(cls, RDFS.subClassOf)
+                        if isinstance(o, URIRef) and o != OWL.Thing
+                    )
+                ),
+                obsolete=any(str(o).lower() == "true" for o in graph.objects(cls, OWL.deprecated)),
+                line=lines.get(str(cls)),
+            )
+        )
     return terms
 
 
-def read_owl_graph(graph: Graph, text: str, name: str,
-                   label: str | None = None) -> tuple[list[RawItem], list[Problem]]:
+def read_owl_graph(
+    graph: Graph, text: str, name: str, label: str | None = None
+) -> tuple[list[RawItem], list[Problem]]:
     """Raw items (see ``loaders.ontology``) from a parsed OWL ontology."""
     lines: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):

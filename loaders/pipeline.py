@@ -27,8 +27,9 @@ class LoadResult:
     warnings: list[Problem] = field(default_factory=list)
 
 
-def check_batch(batch: GraphBatch, store: GraphStore | None,
-                problems: Iterable[Problem] = ()) -> list[Problem]:
+def check_batch(
+    batch: GraphBatch, store: GraphStore | None, problems: Iterable[Problem] = ()
+) -> list[Problem]:
     """``problems`` so far plus the domain rules; the rules run only when no error yet."""
     found = list(problems)
     if not errors(found):
@@ -36,8 +37,9 @@ def check_batch(batch: GraphBatch, store: GraphStore | None,
     return sorted(found)
 
 
-def check_paths(paths: Iterable[Path], store: GraphStore | None) -> tuple[GraphBatch,
-                                                                          list[Problem]]:
+def check_paths(
+    paths: Iterable[Path], store: GraphStore | None
+) -> tuple[GraphBatch, list[Problem]]:
     """The files read together and every problem (against ``store``'s graph when given)."""
     batch, problems = read_paths(paths)
     return batch, check_batch(batch, store, problems)

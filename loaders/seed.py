@@ -46,8 +46,10 @@ def parse_parts(text: str) -> list[str]:
     wanted = [p.strip() for p in text.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in PARTS]
     if unknown or not wanted:
-        raise KgError(f"--only: unknown part(s) {', '.join(unknown) or '(none given)'}; "
-                      f"choose from {', '.join(PARTS)}")
+        raise KgError(
+            f"--only: unknown part(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(PARTS)}"
+        )
     return [p for p in PARTS if p in wanted]
 
 
@@ -61,41 +63,56 @@ def build_part(name: str) -> tuple[SeedPart, list[Problem]]:
         codes = batch.nodes["IcdCode"].values()
         kinds = Counter(getattr(n, "kind", "") for n in codes)
         billable = sum(bool(getattr(n, "billable", False)) for n in codes)
-        note = (f"{kinds['chapter']} chapters, {kinds['block']} blocks, {kinds['category']} "
-                f"categories, {kinds['code']} codes ({billable} billable)")
+        note = (
+            f"{kinds['chapter']} chapters, {kinds['block']} blocks, {kinds['category']} "
+            f"categories, {kinds['code']} codes ({billable} billable)"
+        )
         return SeedPart(name, batch, [note]), []
     if name == "symp":
         items, problems = read_obo(VENDOR / "symp.obo")
         batch, more = parse_items(items)
-        return SeedPart(name, batch, [f"{len(batch.nodes.get('Symptom', {}))} symptoms in "
-                                      f"{len(batch.nodes.get('SymptomCategory', {}))} categories"]
-                        ), problems + more
+        return SeedPart(
+            name,
+            batch,
+            [
+                f"{len(batch.nodes.get('Symptom', {}))} symptoms in "
+                f"{len(batch.nodes.get('SymptomCategory', {}))} categories"
+            ],
+        ), problems + more
     if name == "do":
         items, problems = read_obo(VENDOR / "symp.obo")
         symp, more = parse_items(items)
         batch, st, found = do_batch(VENDOR, catalogue_codes(), set(symp.nodes.get("Symptom", {})))
-        return SeedPart(name, batch, [
-            f"{st.diseases} diseases, {st.coded_as} CODED_AS, {st.presents} PRESENTS, "
-            f"{st.is_a} IS_A; skipped {len(st.codes_skipped)} xrefs to codes not in the "
-            f"catalogue and {len(st.symptoms_skipped)} associations to unknown symptoms"]
+        return SeedPart(
+            name,
+            batch,
+            [
+                f"{st.diseases} diseases, {st.coded_as} CODED_AS, {st.presents} PRESENTS, "
+                f"{st.is_a} IS_A; skipped {len(st.codes_skipped)} xrefs to codes not in the "
+                f"catalogue and {len(st.symptoms_skipped)} associations to unknown symptoms"
+            ],
         ), problems + more + found
     path = SEED_DIR / CURATED[name]
     if not path.is_file():
-        return SeedPart(name, GraphBatch()), [Problem(Location(str(path)), "",
-                                                      "the curated seed file is missing")]
+        return SeedPart(name, GraphBatch()), [
+            Problem(Location(str(path)), "", "the curated seed file is missing")
+        ]
     items, problems = read_seed(path)
     batch, more = parse_items(items)
-    return SeedPart(name, batch, [f"{batch.node_count()} nodes, {batch.rel_count()} "
-                                  "relationships"]), problems + more
+    return SeedPart(
+        name, batch, [f"{batch.node_count()} nodes, {batch.rel_count()} relationships"]
+    ), problems + more
 
 
-def seed(store: GraphStore, parts: Sequence[str] = PARTS,
-         progress: Progress | None = None) -> tuple[list[SeedPart], list[Problem]]:
+def seed(
+    store: GraphStore, parts: Sequence[str] = PARTS, progress: Progress | None = None
+) -> tuple[list[SeedPart], list[Problem]]:
     """Build every part, validate them together against the live graph, then write each.
 
     Raises ``ValidationFailed`` (nothing written) on any error; returns the parts and the
     warnings otherwise. Seeding twice changes nothing.
     """
+
     def tell(part: str, event: str) -> None:
         if progress is not None:
             progress(part, event)

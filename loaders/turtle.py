@@ -90,7 +90,8 @@ def write_turtle(batch: GraphBatch) -> str:
 def is_kgsynth_rdf(graph: Graph) -> bool:
     """True when the graph uses the kgsynth vocabulary (rather than being an ontology)."""
     return any(str(o).startswith(str(KGS)) for o in graph.objects(None, RDF.type)) or any(
-        str(o).startswith(str(KGS)) for o in graph.objects(None, RDF.predicate))
+        str(o).startswith(str(KGS)) for o in graph.objects(None, RDF.predicate)
+    )
 
 
 def _value(graph: Graph, obj: Node) -> Any:
@@ -129,19 +130,28 @@ def rdf_items(graph: Graph, text: str, name: str) -> tuple[list[RawItem], list[P
     for subject, cls in sorted(graph.subject_objects(RDF.type), key=str):
         if not str(cls).startswith(str(KGS)):
             continue
-        label = str(cls)[len(str(KGS)):]
+        label = str(cls)[len(str(KGS)) :]
         if label not in LABELS:
-            problems.append(Problem(where(subject), "rdf:type", f"unknown label {label!r}; "
-                                    f"allowed: {', '.join(sorted(LABELS))}"))
+            problems.append(
+                Problem(
+                    where(subject),
+                    "rdf:type",
+                    f"unknown label {label!r}; allowed: {', '.join(sorted(LABELS))}",
+                )
+            )
             continue
         items.append(RawItem("node", label, _props(graph, subject), where(subject)))
     for stmt in sorted(graph.subjects(RDF.type, RDF.Statement), key=str):
         pred = graph.value(stmt, RDF.predicate)
-        rtype = str(pred)[len(str(KGS)):] if pred is not None else ""
+        rtype = str(pred)[len(str(KGS)) :] if pred is not None else ""
         if rtype not in REL_TYPES:
-            problems.append(Problem(where(stmt), "rdf:predicate",
-                                    f"unknown relationship type {rtype!r}; allowed: "
-                                    f"{', '.join(sorted(REL_TYPES))}"))
+            problems.append(
+                Problem(
+                    where(stmt),
+                    "rdf:predicate",
+                    f"unknown relationship type {rtype!r}; allowed: {', '.join(sorted(REL_TYPES))}",
+                )
+            )
             continue
         items.append(RawItem("rel", rtype, _props(graph, stmt), where(stmt)))
     return items, problems

@@ -45,8 +45,9 @@ class Located(dict[str, Any]):
 # ---------------------------------------------------------------------------- YAML
 
 
-def _from_yaml(node: yaml.Node, ctor: yaml.constructor.SafeConstructor, name: str,
-               problems: list[Problem]) -> Any:
+def _from_yaml(
+    node: yaml.Node, ctor: yaml.constructor.SafeConstructor, name: str, problems: list[Problem]
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = Located(node.start_mark.line + 1)
         for key_node, value_node in node.value:
@@ -56,8 +57,13 @@ def _from_yaml(node: yaml.Node, ctor: yaml.constructor.SafeConstructor, name: st
                 problems.append(Problem(Location(name, line), str(key), "keys must be text"))
                 continue
             if key in out:
-                problems.append(Problem(Location(name, line), key,
-                                        f"duplicate key (also on line {out.key_lines[key]})"))
+                problems.append(
+                    Problem(
+                        Location(name, line),
+                        key,
+                        f"duplicate key (also on line {out.key_lines[key]})",
+                    )
+                )
                 continue
             out[key] = _from_yaml(value_node, ctor, name, problems)
             out.key_lines[key] = line
@@ -71,8 +77,9 @@ def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
     """The document with every mapping ``Located``; YAML errors become problems."""
     problems: list[Problem] = []
     try:
-        node = yaml.compose(text, Loader=yaml.CSafeLoader if yaml.__with_libyaml__
-                            else yaml.SafeLoader)
+        node = yaml.compose(
+            text, Loader=yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+        )
         if node is None:
             return None, [Problem(Location(name, 1), "", "the file is empty")]
         return _from_yaml(node, yaml.constructor.SafeConstructor(), name, problems), problems
@@ -101,8 +108,14 @@ class _LocatedDecoder(json.JSONDecoder):
         self._pos = 0
         self._line = 1
 
-        def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any,
-                         object_hook: Any, object_pairs_hook: Any, memo: Any = None) -> Any:
+        def parse_object(
+            s_and_end: tuple[str, int],
+            strict: bool,
+            scan_once: Any,
+            object_hook: Any,
+            object_pairs_hook: Any,
+            memo: Any = None,
+        ) -> Any:
             s, end = s_and_end
             self._line += s.count("\n", self._pos, end)
             self._pos = end
@@ -120,8 +133,11 @@ def parse_json(text: str, name: str) -> tuple[Any, list[Problem]]:
     try:
         return _LocatedDecoder().decode(text), []
     except json.JSONDecodeError as err:
-        return None, [Problem(Location(name, err.lineno), "", f"not valid JSON: {err.msg} "
-                              f"(column {err.colno})")]
+        return None, [
+            Problem(
+                Location(name, err.lineno), "", f"not valid JSON: {err.msg} (column {err.colno})"
+            )
+        ]
     except RecursionError:
         return None, [Problem(Location(name, 1), "", "not valid JSON: nested too deeply")]
 
@@ -140,27 +156,41 @@ def _section(doc: Located, key: str, kind: str, name: str) -> tuple[list[RawItem
     if section is None:
         return items, problems
     if not isinstance(section, dict):
-        problems.append(Problem(Location(name, doc.line_of(key)), key,
-                                f"must map each {'label' if kind == 'node' else 'type'} "
-                                "to a list of rows"))
+        problems.append(
+            Problem(
+                Location(name, doc.line_of(key)),
+                key,
+                f"must map each {'label' if kind == 'node' else 'type'} to a list of rows",
+            )
+        )
         return items, problems
     allowed = LABELS if kind == "node" else REL_TYPES
     for group, rows in section.items():
         line = section.line_of(group) if isinstance(section, Located) else doc.line_of(key)
         if group not in allowed:
             what = "label" if kind == "node" else "relationship type"
-            problems.append(Problem(Location(name, line), f"{key}.{group}",
-                                    f"unknown {what} {group!r}; allowed: "
-                                    f"{', '.join(sorted(allowed))}"))
+            problems.append(
+                Problem(
+                    Location(name, line),
+                    f"{key}.{group}",
+                    f"unknown {what} {group!r}; allowed: {', '.join(sorted(allowed))}",
+                )
+            )
             continue
         if not isinstance(rows, list):
-            problems.append(Problem(Location(name, line), f"{key}.{group}",
-                                    "must be a list of rows"))
+            problems.append(
+                Problem(Location(name, line), f"{key}.{group}", "must be a list of rows")
+            )
             continue
         for row in rows:
             if not isinstance(row, dict):
-                problems.append(Problem(Location(name, line), f"{key}.{group}",
-                                        f"each row must be a mapping of fields, got {row!r:.60}"))
+                problems.append(
+                    Problem(
+                        Location(name, line),
+                        f"{key}.{group}",
+                        f"each row must be a mapping of fields, got {row!r:.60}",
+                    )
+                )
                 continue
             items.append(RawItem(kind, group, dict(row), Location(name, _line(row, line))))
     return items, problems
@@ -169,21 +199,41 @@ def _section(doc: Located, key: str, kind: str, name: str) -> tuple[list[RawItem
 def seed_items(doc: Any, name: str) -> tuple[list[RawItem], list[Problem]]:
     """The rows of a parsed seed document as raw items, plus problems with its shape."""
     if not isinstance(doc, Located):
-        return [], [Problem(Location(name, _line(doc, 1)), "",
-                            f"a seed file is a mapping with the keys {', '.join(TOP_KEYS)}")]
+        return [], [
+            Problem(
+                Location(name, _line(doc, 1)),
+                "",
+                f"a seed file is a mapping with the keys {', '.join(TOP_KEYS)}",
+            )
+        ]
     problems: list[Problem] = []
     if doc.get("kgsynth_seed") != SEED_VERSION:
-        problems.append(Problem(Location(name, doc.line_of("kgsynth_seed")), "kgsynth_seed",
-                                f"must be {SEED_VERSION} (the seed format version), got "
-                                f"{doc.get('kgsynth_seed')!r}"))
+        problems.append(
+            Problem(
+                Location(name, doc.line_of("kgsynth_seed")),
+                "kgsynth_seed",
+                f"must be {SEED_VERSION} (the seed format version), got "
+                f"{doc.get('kgsynth_seed')!r}",
+            )
+        )
     module = doc.get("module")
     if not isinstance(module, str) or not module.strip():
-        problems.append(Problem(Location(name, doc.line_of("module")), "module",
-                                "a module name is required (e.g. module: alzheimers)"))
+        problems.append(
+            Problem(
+                Location(name, doc.line_of("module")),
+                "module",
+                "a module name is required (e.g. module: alzheimers)",
+            )
+        )
     for key in doc:
         if key not in TOP_KEYS:
-            problems.append(Problem(Location(name, doc.line_of(key)), key,
-                                    f"unknown top-level key; allowed: {', '.join(TOP_KEYS)}"))
+            problems.append(
+                Problem(
+                    Location(name, doc.line_of(key)),
+                    key,
+                    f"unknown top-level key; allowed: {', '.join(TOP_KEYS)}",
+                )
+            )
     items: list[RawItem] = []
     for key, kind in (("nodes", "node"), ("relationships", "rel")):
         more, found = _section(doc, key, kind, name)

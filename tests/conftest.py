@@ -15,6 +15,18 @@ from kg.store import GraphStore, open_store
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+NEO4J_SERVER = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Name the Neo4j server the Neo4j tests ran against, so the log shows it was real."""
+    server = config.stash.get(NEO4J_SERVER, None)
+    if server is not None:
+        terminalreporter.write_line(
+            f"Neo4j tests ran against a real Neo4j over Bolt: Neo4j {server}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +43,7 @@ def neo4j_settings(request: pytest.FixtureRequest) -> Iterator[GraphSettings]:
         if IN_CI:
             raise
         pytest.skip(f"no Neo4j available ({err}); set NEO4J_URI or install Java 17 + Maven")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\n[kgsynth tests] real Neo4j over Bolt: {conn.version} at {conn.uri}")
+    request.config.stash[NEO4J_SERVER] = f"{conn.version} {conn.edition} at {conn.uri}"
     yield GraphSettings(
         uri=conn.uri, username=conn.username, password=SecretStr(conn.password), graph="kgsynth"
     )
@@ -62,7 +72,8 @@ def embedded_store(tmp_path: Path) -> Iterator[GraphStore]:
 def store(request: pytest.FixtureRequest) -> GraphStore:
     """Each test using ``store`` runs once on the embedded store and once on real Neo4j."""
     name = "embedded_store" if request.param == "embedded" else "neo4j_store"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    store: GraphStore = request.getfixturevalue(name)
+    return store
 
 
 @pytest.fixture(scope="session")

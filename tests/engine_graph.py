@@ -69,12 +69,27 @@ AD_SYMPTOMS: dict[str, tuple[str, list[str], float, str, str]] = {
 }
 # window suffix -> (order, start, end, weight, dualalign frequencies)
 AD_WINDOWS: dict[str, tuple[int, float, float, float, dict[str, float]]] = {
-    "far": (0, -120, -36, 0.2,
-            {"cognitive": 0.1, "functional": 0.05, "neuropsychiatric": 0.15, "concern": 0.1}),
-    "mid": (1, -36, -12, 0.3,
-            {"cognitive": 0.4, "functional": 0.2, "neuropsychiatric": 0.2, "concern": 0.2}),
-    "near": (2, -12, 0, 0.5,
-             {"cognitive": 1.0, "functional": 0.6, "neuropsychiatric": 0.3, "concern": 0.5}),
+    "far": (
+        0,
+        -120,
+        -36,
+        0.2,
+        {"cognitive": 0.1, "functional": 0.05, "neuropsychiatric": 0.15, "concern": 0.1},
+    ),
+    "mid": (
+        1,
+        -36,
+        -12,
+        0.3,
+        {"cognitive": 0.4, "functional": 0.2, "neuropsychiatric": 0.2, "concern": 0.2},
+    ),
+    "near": (
+        2,
+        -12,
+        0,
+        0.5,
+        {"cognitive": 1.0, "functional": 0.6, "neuropsychiatric": 0.3, "concern": 0.5},
+    ),
 }
 JMIR = ["memory", "language", "visuospatial", "executive", "neuropsychiatric", "sleep"]
 
@@ -88,81 +103,149 @@ def _add(b: GraphBatch, *items: Entity | Relationship) -> None:
 def _alzheimer(b: GraphBatch) -> None:
     _add(
         b,
-        Disease(id=AD, name="Fixture Alzheimer disease", synonyms=["fixture AD"],
-                prevalence=0.1, source=SRC),
+        Disease(
+            id=AD,
+            name="Fixture Alzheimer disease",
+            synonyms=["fixture AD"],
+            prevalence=0.1,
+            source=SRC,
+        ),
         IcdCode(id="ICD10CM:G30", code="G30", title="Alzheimer's disease", kind="category"),
-        IcdCode(id="ICD10CM:G30.9", code="G30.9", title="Alzheimer's disease, unspecified",
-                billable=True),
-        IcdCode(id="ICD10CM:G30.1", code="G30.1", title="Alzheimer's disease with late onset",
-                billable=True),
-        IcdCode(id="ICD10CM:G31.1", code="G31.1", title="Senile degeneration of brain, NEC",
-                billable=True),
+        IcdCode(
+            id="ICD10CM:G30.9",
+            code="G30.9",
+            title="Alzheimer's disease, unspecified",
+            billable=True,
+        ),
+        IcdCode(
+            id="ICD10CM:G30.1",
+            code="G30.1",
+            title="Alzheimer's disease with late onset",
+            billable=True,
+        ),
+        IcdCode(
+            id="ICD10CM:G31.1",
+            code="G31.1",
+            title="Senile degeneration of brain, NEC",
+            billable=True,
+        ),
         CodedAs(start=AD, end="ICD10CM:G30.9", primary=True),
         CodedAs(start=AD, end="ICD10CM:G30"),
         ParentOf(start="ICD10CM:G30", end="ICD10CM:G30.9"),
         ParentOf(start="ICD10CM:G30", end="ICD10CM:G30.1"),
         Drug(id="KGS:drug/fx-donepezil", name="donepezil", drug_class="cholinesterase inhibitor"),
         TreatedWith(start=AD, end="KGS:drug/fx-donepezil", source=SRC),
-        ExampleNote(id="KGS:note/fx-ad-1", origin="synthetic",
-                    text="S: Patient reports misplacing keys. O: MMSE 27/30. A: Mild memory "
-                    "complaints. P: Follow up in 6 months."),
+        ExampleNote(
+            id="KGS:note/fx-ad-1",
+            origin="synthetic",
+            text="S: Patient reports misplacing keys. O: MMSE 27/30. A: Mild memory "
+            "complaints. P: Follow up in 6 months.",
+        ),
         ExampleOf(start="KGS:note/fx-ad-1", end=AD),
     )
     for cat in ["cognitive", "functional", "neuropsychiatric", "concern"]:
         cid = f"KGS:cat/fx-da-{cat}"
-        _add(b, SymptomCategory(id=cid, name=f"{cat} (dualalign)", scheme="dualalign"),
-             Guideline(id=f"KGS:gl/fx-{cat}", title=cat, text=f"Label {cat} sentences."),
-             GuidedBy(start=cid, end=f"KGS:gl/fx-{cat}"))
+        _add(
+            b,
+            SymptomCategory(id=cid, name=f"{cat} (dualalign)", scheme="dualalign"),
+            Guideline(id=f"KGS:gl/fx-{cat}", title=cat, text=f"Label {cat} sentences."),
+            GuidedBy(start=cid, end=f"KGS:gl/fx-{cat}"),
+        )
     for cat in JMIR:
         _add(b, SymptomCategory(id=f"KGS:cat/fx-jm-{cat}", name=cat, scheme="jmir-adrd"))
     for key, (name, syns, weight, da, jm) in AD_SYMPTOMS.items():
         sid = f"KGS:sym/fx-{key}"
-        _add(b, Symptom(id=sid, name=name, synonyms=syns),
-             Presents(start=AD, end=sid, weight=weight, source=SRC),
-             InCategory(start=sid, end=f"KGS:cat/fx-da-{da}"),
-             InCategory(start=sid, end=f"KGS:cat/fx-jm-{jm}"))
+        _add(
+            b,
+            Symptom(id=sid, name=name, synonyms=syns),
+            Presents(start=AD, end=sid, weight=weight, source=SRC),
+            InCategory(start=sid, end=f"KGS:cat/fx-da-{da}"),
+            InCategory(start=sid, end=f"KGS:cat/fx-jm-{jm}"),
+        )
     for key, (order, start, end, weight, freqs) in AD_WINDOWS.items():
         wid = f"KGS:win/fx-{key}"
-        _add(b, TrajectoryWindow(id=wid, name=f"{key} window", order=order, start_months=start,
-                                 end_months=end, weight=weight, source=SRC),
-             HasWindow(start=AD, end=wid))
+        _add(
+            b,
+            TrajectoryWindow(
+                id=wid,
+                name=f"{key} window",
+                order=order,
+                start_months=start,
+                end_months=end,
+                weight=weight,
+                source=SRC,
+            ),
+            HasWindow(start=AD, end=wid),
+        )
         for cat, f in freqs.items():
             _add(b, Observes(start=wid, end=f"KGS:cat/fx-da-{cat}", frequency=f, source=SRC))
         for i, cat in enumerate(JMIR):
-            _add(b, Observes(start=wid, end=f"KGS:cat/fx-jm-{cat}", frequency=0.1 + 0.05 * i,
-                             source=SRC))
+            _add(
+                b,
+                Observes(
+                    start=wid, end=f"KGS:cat/fx-jm-{cat}", frequency=0.1 + 0.05 * i, source=SRC
+                ),
+            )
     _add(b, Observes(start="KGS:win/fx-near", end="KGS:sym/fx-lost", frequency=0.05, source=SRC))
     for age, share in AGE_SHARES.items():
         aid = f"KGS:str/fx-age/{age}"
-        _add(b, Stratum(id=aid, attribute="age_group", value=age),
-             PrevalenceIn(start=AD, end=aid, share=share, source=SRC))
+        _add(
+            b,
+            Stratum(id=aid, attribute="age_group", value=age),
+            PrevalenceIn(start=AD, end=aid, share=share, source=SRC),
+        )
         for sex in ["female", "male"]:
             joint = share * (FEMALE_SHARE[age] if sex == "female" else 1 - FEMALE_SHARE[age])
             sid = f"KGS:str/fx-agesex/{age}-{sex}"
-            _add(b, Stratum(id=sid, attribute="age_group&sex", value=f"{age}&{sex}"),
-                 PrevalenceIn(start=AD, end=sid, share=round(joint, 6), source=SRC))
-    for attr, shares in [("sex", {"female": 0.64, "male": 0.36}), ("race_ethnicity", RACE_SHARES),
-                         ("marital_status", MARITAL_SHARES)]:
+            _add(
+                b,
+                Stratum(id=sid, attribute="age_group&sex", value=f"{age}&{sex}"),
+                PrevalenceIn(start=AD, end=sid, share=round(joint, 6), source=SRC),
+            )
+    for attr, shares in [
+        ("sex", {"female": 0.64, "male": 0.36}),
+        ("race_ethnicity", RACE_SHARES),
+        ("marital_status", MARITAL_SHARES),
+    ]:
         for value, share in shares.items():
             sid = f"KGS:str/fx-{attr}/{value}"
-            _add(b, Stratum(id=sid, attribute=attr, value=value),
-                 PrevalenceIn(start=AD, end=sid, share=share, source=SRC))
+            _add(
+                b,
+                Stratum(id=sid, attribute=attr, value=value),
+                PrevalenceIn(start=AD, end=sid, share=share, source=SRC),
+            )
     for rid, name in [("htn", "hypertension"), ("dm", "diabetes"), ("dep", "depression")]:
         _add(b, RiskFactor(id=f"KGS:rf/fx-{rid}", name=name, kind="comorbidity"))
     _add(b, RiskFactor(id="KGS:rf/fx-smoke", name="smoking", kind="exposure"))
     _add(
         b,
         Risk(start=AD, end="KGS:rf/fx-htn", prevalence=0.73, source=SRC),
-        Risk(start=AD, end="KGS:rf/fx-htn", prevalence=0.85, stratum="KGS:str/fx-age/85+",
-             source=SRC),
+        Risk(
+            start=AD, end="KGS:rf/fx-htn", prevalence=0.85, stratum="KGS:str/fx-age/85+", source=SRC
+        ),
         Risk(start=AD, end="KGS:rf/fx-dm", prevalence=0.37, source=SRC),
         Risk(start=AD, end="KGS:rf/fx-dep", prevalence=0.2, source=SRC),
-        Risk(start=AD, end="KGS:rf/fx-dep", prevalence=0.4, stratum="KGS:str/fx-sex/female",
-             source=SRC),
-        Risk(start=AD, end="KGS:rf/fx-dep", prevalence=0.6,
-             stratum="KGS:str/fx-agesex/75-84-female", source=SRC),
-        Risk(start=AD, end="KGS:rf/fx-smoke", prevalence=0.1,
-             stratum="KGS:str/fx-marital_status/single", source=SRC),
+        Risk(
+            start=AD,
+            end="KGS:rf/fx-dep",
+            prevalence=0.4,
+            stratum="KGS:str/fx-sex/female",
+            source=SRC,
+        ),
+        Risk(
+            start=AD,
+            end="KGS:rf/fx-dep",
+            prevalence=0.6,
+            stratum="KGS:str/fx-agesex/75-84-female",
+            source=SRC,
+        ),
+        Risk(
+            start=AD,
+            end="KGS:rf/fx-smoke",
+            prevalence=0.1,
+            stratum="KGS:str/fx-marital_status/single",
+            source=SRC,
+        ),
     )
 
 
@@ -171,46 +254,90 @@ def _mental_health(b: GraphBatch) -> None:
         b,
         Disease(id=MDD, name="Fixture depressive episode", prevalence=0.08, source=SRC),
         Disease(id=GAD, name="Fixture generalized anxiety", prevalence=0.03, source=SRC),
-        IcdCode(id="ICD10CM:F32.9", code="F32.9", title="Major depressive disorder, single "
-                "episode, unspecified", billable=True),
-        IcdCode(id="ICD10CM:F41.1", code="F41.1", title="Generalized anxiety disorder",
-                billable=True),
+        IcdCode(
+            id="ICD10CM:F32.9",
+            code="F32.9",
+            title="Major depressive disorder, single episode, unspecified",
+            billable=True,
+        ),
+        IcdCode(
+            id="ICD10CM:F41.1", code="F41.1", title="Generalized anxiety disorder", billable=True
+        ),
         CodedAs(start=MDD, end="ICD10CM:F32.9", primary=True),
         CodedAs(start=GAD, end="ICD10CM:F41.1", primary=True),
         SymptomCategory(id="KGS:cat/fx-mh-mood", name="mood", scheme="mh"),
         SymptomCategory(id="KGS:cat/fx-mh-anx", name="anxiety", scheme="mh"),
     )
-    for i, (key, cat, diseases) in enumerate([
-        ("sad", "mood", [MDD]), ("anhedonia", "mood", [MDD]), ("guilt", "mood", [MDD]),
-        ("fatigue", "mood", [MDD, GAD]), ("worry", "anx", [GAD]), ("tension", "anx", [GAD]),
-        ("restless", "anx", [GAD, MDD]), ("insomnia", "mood", [MDD, GAD]),
-    ]):
+    for i, (key, cat, diseases) in enumerate(
+        [
+            ("sad", "mood", [MDD]),
+            ("anhedonia", "mood", [MDD]),
+            ("guilt", "mood", [MDD]),
+            ("fatigue", "mood", [MDD, GAD]),
+            ("worry", "anx", [GAD]),
+            ("tension", "anx", [GAD]),
+            ("restless", "anx", [GAD, MDD]),
+            ("insomnia", "mood", [MDD, GAD]),
+        ]
+    ):
         sid = f"KGS:sym/fx-mh-{key}"
-        _add(b, Symptom(id=sid, name=key.replace("-", " ")),
-             InCategory(start=sid, end=f"KGS:cat/fx-mh-{cat}"))
+        _add(
+            b,
+            Symptom(id=sid, name=key.replace("-", " ")),
+            InCategory(start=sid, end=f"KGS:cat/fx-mh-{cat}"),
+        )
         for d in diseases:
             _add(b, Presents(start=d, end=sid, weight=round(0.3 + 0.08 * i, 2), source=SRC))
-    for order, title in enumerate(["Identifying data", "History of present illness",
-                                   "Mental status examination", "Assessment and plan"]):
+    for order, title in enumerate(
+        [
+            "Identifying data",
+            "History of present illness",
+            "Mental status examination",
+            "Assessment and plan",
+        ]
+    ):
         gid = f"KGS:gl/fx-mdd-{order}"
-        _add(b, Guideline(id=gid, title=title, text=f"Write the {title.lower()}.",
-                          kind="report_section", order=order),
-             GuidedBy(start=MDD, end=gid))
+        _add(
+            b,
+            Guideline(
+                id=gid,
+                title=title,
+                text=f"Write the {title.lower()}.",
+                kind="report_section",
+                order=order,
+            ),
+            GuidedBy(start=MDD, end=gid),
+        )
     for order, title in enumerate(["Reason for referral", "History", "Formulation"]):
-        _add(b, Guideline(id=f"KGS:gl/fx-shared-{order}", title=title, text=f"{title} here.",
-                          kind="report_section", order=order))
+        _add(
+            b,
+            Guideline(
+                id=f"KGS:gl/fx-shared-{order}",
+                title=title,
+                text=f"{title} here.",
+                kind="report_section",
+                order=order,
+            ),
+        )
     for sex, share in [("female", 0.6), ("male", 0.4)]:
         sid = f"KGS:str/fx-mh-sex/{sex}"
-        _add(b, Stratum(id=sid, attribute="sex", value=sex),
-             PrevalenceIn(start=MDD, end=sid, share=share, source=SRC))
+        _add(
+            b,
+            Stratum(id=sid, attribute="sex", value=sex),
+            PrevalenceIn(start=MDD, end=sid, share=share, source=SRC),
+        )
 
 
 def _catalogue_only(b: GraphBatch) -> None:
     _add(
         b,
         Disease(id=FLU, name="Fixture influenza", xrefs=["DOID:8469"]),
-        IcdCode(id="ICD10CM:J11.1", code="J11.1", title="Influenza with other respiratory "
-                "manifestations", billable=True),
+        IcdCode(
+            id="ICD10CM:J11.1",
+            code="J11.1",
+            title="Influenza with other respiratory manifestations",
+            billable=True,
+        ),
         CodedAs(start=FLU, end="ICD10CM:J11.1"),
         Symptom(id="KGS:sym/fx-fever", name="fever", synonyms=["pyrexia"]),
         Symptom(id="KGS:sym/fx-cough", name="cough"),

@@ -58,8 +58,11 @@ def chi2_independence(table: Sequence[Sequence[float]]) -> float:
     rows = [sum(r) for r in table]
     cols = [sum(c) for c in zip(*table, strict=True)]
     total = sum(rows)
-    stat = sum((table[i][j] - rows[i] * cols[j] / total) ** 2 / (rows[i] * cols[j] / total)
-               for i in range(len(rows)) for j in range(len(cols)))
+    stat = sum(
+        (table[i][j] - rows[i] * cols[j] / total) ** 2 / (rows[i] * cols[j] / total)
+        for i in range(len(rows))
+        for j in range(len(cols))
+    )
     return chi2_sf(stat, (len(rows) - 1) * (len(cols) - 1))
 
 

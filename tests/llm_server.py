@@ -309,9 +309,7 @@ class ThreadServer(ServerHandle):
 
         def main() -> None:
             asyncio.set_event_loop(self._loop)
-            box["runner"], box["port"] = self._loop.run_until_complete(
-                _serve(self._server, 0)
-            )
+            box["runner"], box["port"] = self._loop.run_until_complete(_serve(self._server, 0))
             ready.set()
             self._loop.run_forever()
 

@@ -14,8 +14,15 @@ from kg.store.writer import write_batch
 from tests.engine_graph import AD, FLU, GAD, MDD, engine_graph
 
 ENGINE_QUERIES = [
-    "disease_catalogue", "icd_lookup", "profile_disease", "profile_symptoms", "profile_windows",
-    "profile_risks", "profile_guidelines", "profile_examples", "profile_drugs",
+    "disease_catalogue",
+    "icd_lookup",
+    "profile_disease",
+    "profile_symptoms",
+    "profile_windows",
+    "profile_risks",
+    "profile_guidelines",
+    "profile_examples",
+    "profile_drugs",
     "shared_report_sections",
 ]
 
@@ -56,7 +63,10 @@ def test_profile_content(loaded: GraphStore) -> None:
     assert len(joint) == 6
     dep = [r for r in ad.risks if r.name == "depression"]
     assert [(r.attribute, r.value) for r in dep] == [
-        (None, None), ("age_group&sex", "75-84&female"), ("sex", "female")]
+        (None, None),
+        ("age_group&sex", "75-84&female"),
+        ("sex", "female"),
+    ]
     assert [e.id for e in ad.examples] == ["KGS:note/fx-ad-1"]
     assert [d.name for d in ad.drugs] == ["donepezil"]
     assert {g.kind for g in ad.guidelines} == {"annotation", "report_section"}  # shared sections
@@ -77,8 +87,14 @@ def test_profiles_and_hashes_are_identical_on_both_backends(
 
 def test_a_graph_change_changes_the_content_hash(loaded: GraphStore) -> None:
     before = _profiles(loaded)
-    write_batch(loaded, _one_rel(Presents(start=AD, end="KGS:sym/fx-lost", weight=0.61,
-                                          source="KGS:source/engine-fixture")))
+    write_batch(
+        loaded,
+        _one_rel(
+            Presents(
+                start=AD, end="KGS:sym/fx-lost", weight=0.61, source="KGS:source/engine-fixture"
+            )
+        ),
+    )
     after = _profiles(loaded)
     assert after[AD].content_hash != before[AD].content_hash
     assert after[MDD].content_hash == before[MDD].content_hash

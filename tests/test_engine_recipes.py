@@ -39,8 +39,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FalkorStore]:
 
 
 def _specs(store: GraphStore, recipe: str, disease: str, n: int = 20) -> list[GenerationSpec]:
-    return list(Planner(store, PlanRequest(recipe=recipe, disease=(disease,), n=n, seed=3))
-                .iter_specs())
+    return list(
+        Planner(store, PlanRequest(recipe=recipe, disease=(disease,), n=n, seed=3)).iter_specs()
+    )
 
 
 def test_registry_and_template_hashes() -> None:
@@ -54,8 +55,9 @@ def test_registry_and_template_hashes() -> None:
         get_recipe("nope")
 
 
-@pytest.mark.parametrize(("recipe", "disease"),
-                         [(r, d) for r, ds in APPLICABLE.items() for d in ds])
+@pytest.mark.parametrize(
+    ("recipe", "disease"), [(r, d) for r, ds in APPLICABLE.items() for d in ds]
+)
 def test_every_recipe_renders_for_every_fixture_disease(
     store: GraphStore, recipe: str, disease: str
 ) -> None:
@@ -95,7 +97,8 @@ def test_unguided_gives_the_disease_name_only(store: GraphStore) -> None:
     spec = _specs(store, "unguided", AD, 1)[0]
     assert spec.persona is None and not spec.keywords and not spec.symptoms
     assert render_messages(spec)[1]["content"] == (
-        "Write a clinical note for a patient with Fixture Alzheimer disease.")
+        "Write a clinical note for a patient with Fixture Alzheimer disease."
+    )
 
 
 def test_a_missing_template_variable_is_an_error() -> None:
@@ -104,14 +107,17 @@ def test_a_missing_template_variable_is_an_error() -> None:
     with pytest.raises(EngineError, match="'nowhere' is undefined"):
         template.messages({"disease": "x"})
     with pytest.raises(EngineError, match="undefined"):
-        CompiledTemplate("static.j2", "{% block system %}{{ disease }}{% endblock %}"
-                         "{% block user %}u{% endblock %}")
+        CompiledTemplate(
+            "static.j2",
+            "{% block system %}{{ disease }}{% endblock %}{% block user %}u{% endblock %}",
+        )
     with pytest.raises(EngineError, match="missing block"):
         CompiledTemplate("noblocks.j2", "just text")
     with pytest.raises(EngineError, match="has no attribute 'nothing'"):  # of objects, too
-        CompiledTemplate("attr.j2", "{% block system %}s{% endblock %}"
-                         "{% block user %}{{ spec.nothing }}{% endblock %}").messages(
-            {"spec": object()})
+        CompiledTemplate(
+            "attr.j2",
+            "{% block system %}s{% endblock %}{% block user %}{{ spec.nothing }}{% endblock %}",
+        ).messages({"spec": object()})
 
 
 def test_a_changed_template_is_detected(store: GraphStore) -> None:
@@ -123,13 +129,20 @@ def test_a_changed_template_is_detected(store: GraphStore) -> None:
 
 def test_recipe_parameters_are_checked(store: GraphStore) -> None:
     with pytest.raises(EngineError, match="foo"):
-        Planner(store, PlanRequest(recipe="medsyn", icd=("G30.9",), n=1, seed=0,
-                                   params={"foo": 1}))
+        Planner(store, PlanRequest(recipe="medsyn", icd=("G30.9",), n=1, seed=0, params={"foo": 1}))
     with pytest.raises(EngineError, match="symptom_temperature"):
-        Planner(store, PlanRequest(recipe="medsyn", icd=("G30.9",), n=1, seed=0,
-                                   params={"symptom_temperature": 0}))
-    planner = Planner(store, PlanRequest(recipe="dualalign", icd=("G30.9",), n=1, seed=0,
-                                         params={"scheme": "jmir-adrd"}))
+        Planner(
+            store,
+            PlanRequest(
+                recipe="medsyn", icd=("G30.9",), n=1, seed=0, params={"symptom_temperature": 0}
+            ),
+        )
+    planner = Planner(
+        store,
+        PlanRequest(
+            recipe="dualalign", icd=("G30.9",), n=1, seed=0, params={"scheme": "jmir-adrd"}
+        ),
+    )
     assert next(planner.iter_specs()).scheme == "jmir-adrd"
 
 
@@ -163,8 +176,10 @@ def test_every_recipe_renders_for_every_seeded_disease(seeded: GraphStore) -> No
             try:
                 planner = Planner(seeded, request)
             except EngineError as err:  # only a recipe the disease has no content for
-                assert any(reason in str(err) for reason in (
-                    "no trajectory windows", "F-codes", "no report_section")), err
+                assert any(
+                    reason in str(err)
+                    for reason in ("no trajectory windows", "F-codes", "no report_section")
+                ), err
                 continue
             for spec in planner.iter_specs():
                 assert render_messages(spec)[1]["content"]

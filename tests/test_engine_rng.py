@@ -29,8 +29,12 @@ def test_uniforms_are_the_uint64_state_scaled() -> None:
 
 def test_a_record_does_not_depend_on_its_batch() -> None:
     whole = stage_uniforms(3, range(0, 1000), Stage.TRAJECTORY, 4)
-    parts = np.vstack([stage_uniforms(3, range(lo, min(lo + 37, 1000)), Stage.TRAJECTORY, 4)
-                       for lo in range(0, 1000, 37)])
+    parts = np.vstack(
+        [
+            stage_uniforms(3, range(lo, min(lo + 37, 1000)), Stage.TRAJECTORY, 4)
+            for lo in range(0, 1000, 37)
+        ]
+    )
     assert np.array_equal(whole, parts)
     assert np.array_equal(whole[500:], stage_uniforms(3, range(500, 1000), Stage.TRAJECTORY, 4))
 

@@ -59,8 +59,9 @@ Personas = tuple[PersonaSampler, dict[str, np.ndarray], np.ndarray, np.ndarray]
 def personas(profiles: dict[str, DiseaseProfile]) -> Personas:
     sampler = PersonaSampler(profiles[AD])
     batch = sampler.sample(11, IDX)
-    names = {a: np.array(sampler.values[a], dtype=object)[batch.values[a]]
-             for a in sampler.attributes}
+    names = {
+        a: np.array(sampler.values[a], dtype=object)[batch.values[a]] for a in sampler.attributes
+    }
     return sampler, names, batch.ages, batch.risks
 
 
@@ -78,10 +79,12 @@ def test_age_group_and_joint_age_sex_follow_the_shares(personas: Personas) -> No
     ages = list(AGE_SHARES)
     assert chi2_gof(_counts(names["age_group"], ages), list(AGE_SHARES.values())) > P_MIN
     cells = [f"{a}&{s}" for a in ages for s in ("female", "male")]
-    joint = np.char.add(np.char.add(names["age_group"].astype(str), "&"),
-                        names["sex"].astype(str))
-    probs = [AGE_SHARES[a] * (FEMALE_SHARE[a] if s == "female" else 1 - FEMALE_SHARE[a])
-             for a in ages for s in ("female", "male")]
+    joint = np.char.add(np.char.add(names["age_group"].astype(str), "&"), names["sex"].astype(str))
+    probs = [
+        AGE_SHARES[a] * (FEMALE_SHARE[a] if s == "female" else 1 - FEMALE_SHARE[a])
+        for a in ages
+        for s in ("female", "male")
+    ]
     assert chi2_gof(_counts(joint.astype(object), cells), [p / sum(probs) for p in probs]) > P_MIN
 
 
@@ -97,10 +100,13 @@ def test_independent_attributes(personas: Personas) -> None:
     _, names, _, _ = personas
     races, maritals = list(RACE_SHARES), list(MARITAL_SHARES)
     assert chi2_gof(_counts(names["race_ethnicity"], races), list(RACE_SHARES.values())) > P_MIN
-    assert chi2_gof(_counts(names["marital_status"], maritals),
-                    list(MARITAL_SHARES.values())) > P_MIN
-    table = [[int(((names["age_group"] == a) & (names["race_ethnicity"] == r)).sum())
-              for r in races] for a in AGE_SHARES]
+    assert (
+        chi2_gof(_counts(names["marital_status"], maritals), list(MARITAL_SHARES.values())) > P_MIN
+    )
+    table = [
+        [int(((names["age_group"] == a) & (names["race_ethnicity"] == r)).sum()) for r in races]
+        for a in AGE_SHARES
+    ]
     assert chi2_independence(table) > P_MIN
 
 
@@ -145,12 +151,17 @@ def _profile(**fields: Any) -> DiseaseProfile:
 
 
 def test_joint_tables_sharing_an_attribute_are_chained() -> None:
-    strata = [StratumShare(id=f"KGS:s/{a}{b}", attribute=attr, value=f"{a}&{b}", share=s)
-              for attr, rows in [("age_group&sex", [("y", "f", .3), ("y", "m", .2),
-                                                    ("o", "f", .4), ("o", "m", .1)]),
-                                 ("age_group&race", [("y", "a", .4), ("y", "b", .1),
-                                                     ("o", "a", .1), ("o", "b", .4)])]
-              for a, b, s in rows]
+    strata = [
+        StratumShare(id=f"KGS:s/{a}{b}", attribute=attr, value=f"{a}&{b}", share=s)
+        for attr, rows in [
+            ("age_group&sex", [("y", "f", 0.3), ("y", "m", 0.2), ("o", "f", 0.4), ("o", "m", 0.1)]),
+            (
+                "age_group&race",
+                [("y", "a", 0.4), ("y", "b", 0.1), ("o", "a", 0.1), ("o", "b", 0.4)],
+            ),
+        ]
+        for a, b, s in rows
+    ]
     sampler = PersonaSampler(_profile(strata=tuple(strata)))
     batch = sampler.sample(3, IDX[:50_000])
     age = np.array(sampler.values["age_group"])[batch.values["age_group"]]
@@ -211,17 +222,35 @@ FREQS = [[0.4, 0.3, 0.2, 0.1], [0.1, 0.1, 0.4, 0.4], [0.25, 0.25, 0.25, 0.25]]
 def _big_pool_profile(totals: tuple[float, ...] = (1.0, 1.0, 1.0)) -> DiseaseProfile:
     cats = [CategoryRef(id=f"KGS:c/{c}", name=f"cat {c}", scheme="s") for c in range(4)]
     symptoms = tuple(
-        SymptomInfo(id=f"KGS:sym/{c}-{j:02d}", name=f"symptom {c}-{j}",
-                    synonyms=(f"syn {c}-{j}",), weight=0.5, categories=(cats[c],))
-        for c in range(4) for j in range(40)
+        SymptomInfo(
+            id=f"KGS:sym/{c}-{j:02d}",
+            name=f"symptom {c}-{j}",
+            synonyms=(f"syn {c}-{j}",),
+            weight=0.5,
+            categories=(cats[c],),
+        )
+        for c in range(4)
+        for j in range(40)
     )
     windows = tuple(
-        WindowInfo(id=f"KGS:w/{w}", name=f"w{w}", order=w, start_months=-12.0 * (w + 1),
-                   end_months=-12.0 * w, weight=1.0,
-                   observations=tuple(Observation(target_id=cats[c].id, kind="SymptomCategory",
-                                                  name=cats[c].name, scheme="s",
-                                                  frequency=FREQS[w][c] * totals[w])
-                                      for c in range(4)))
+        WindowInfo(
+            id=f"KGS:w/{w}",
+            name=f"w{w}",
+            order=w,
+            start_months=-12.0 * (w + 1),
+            end_months=-12.0 * w,
+            weight=1.0,
+            observations=tuple(
+                Observation(
+                    target_id=cats[c].id,
+                    kind="SymptomCategory",
+                    name=cats[c].name,
+                    scheme="s",
+                    frequency=FREQS[w][c] * totals[w],
+                )
+                for c in range(4)
+            ),
+        )
         for w in range(3)
     )
     return _profile(symptoms=symptoms, windows=windows)
@@ -232,15 +261,20 @@ def test_category_proportions_follow_each_window() -> None:
     batch = sampler.sample(21, IDX[:40_000])
     names = [c[1] for c in sampler.categories]
     for w in range(3):
-        cats = [k.category for rec, win in zip(batch.keywords, batch.windows, strict=True)
-                if win == w for k in rec]
+        cats = [
+            k.category
+            for rec, win in zip(batch.keywords, batch.windows, strict=True)
+            if win == w
+            for k in rec
+        ]
         assert chi2_gof(_counts(np.array(cats, dtype=object), names), FREQS[w]) > P_MIN
 
 
 def test_keyword_count_is_the_multiplier_times_the_window_total() -> None:
     totals = (0.3, 1.0, 2.2)
-    sampler = TrajectorySampler(_big_pool_profile(totals), keyword_multiplier=2.0,
-                                min_keywords=0, max_keywords=50)
+    sampler = TrajectorySampler(
+        _big_pool_profile(totals), keyword_multiplier=2.0, min_keywords=0, max_keywords=50
+    )
     batch = sampler.sample(4, IDX[:30_000])
     lengths = np.array([len(r) for r in batch.keywords])
     for w, total in enumerate(totals):
@@ -252,24 +286,50 @@ def test_keyword_count_is_the_multiplier_times_the_window_total() -> None:
 
 def test_within_a_category_symptoms_follow_their_weights() -> None:
     cat = CategoryRef(id="KGS:c/x", name="x", scheme="s")
-    symptoms = tuple(SymptomInfo(id=f"KGS:sym/{i}", name=f"s{i}", weight=float(i),
-                                 categories=(cat,)) for i in (1, 2, 3))
-    obs = Observation(target_id=cat.id, kind="SymptomCategory", name="x", scheme="s",
-                      frequency=0.2)
+    symptoms = tuple(
+        SymptomInfo(id=f"KGS:sym/{i}", name=f"s{i}", weight=float(i), categories=(cat,))
+        for i in (1, 2, 3)
+    )
+    obs = Observation(target_id=cat.id, kind="SymptomCategory", name="x", scheme="s", frequency=0.2)
     override = Observation(target_id="KGS:sym/1", kind="Symptom", name="s1", frequency=3.0)
-    windows = (WindowInfo(id="KGS:w/a", name="a", order=0, start_months=-24, end_months=-12,
-                          weight=1.0, observations=(obs,)),
-               WindowInfo(id="KGS:w/b", name="b", order=1, start_months=-12, end_months=0,
-                          weight=1.0, observations=(obs, override)))
-    sampler = TrajectorySampler(_profile(symptoms=symptoms, windows=windows),
-                                keyword_multiplier=5.0, max_keywords=1)
+    windows = (
+        WindowInfo(
+            id="KGS:w/a",
+            name="a",
+            order=0,
+            start_months=-24,
+            end_months=-12,
+            weight=1.0,
+            observations=(obs,),
+        ),
+        WindowInfo(
+            id="KGS:w/b",
+            name="b",
+            order=1,
+            start_months=-12,
+            end_months=0,
+            weight=1.0,
+            observations=(obs, override),
+        ),
+    )
+    sampler = TrajectorySampler(
+        _profile(symptoms=symptoms, windows=windows), keyword_multiplier=5.0, max_keywords=1
+    )
     batch = sampler.sample(8, IDX[:30_000])
     for w, weights in [(0, [1, 2, 3]), (1, [3, 2, 3])]:
-        picks = [rec[0].symptom for rec, win in zip(batch.keywords, batch.windows, strict=True)
-                 if win == w]
+        picks = [
+            rec[0].symptom
+            for rec, win in zip(batch.keywords, batch.windows, strict=True)
+            if win == w
+        ]
         total = sum(weights)
-        assert chi2_gof(_counts(np.array(picks, dtype=object), ["s1", "s2", "s3"]),
-                        [x / total for x in weights]) > P_MIN
+        assert (
+            chi2_gof(
+                _counts(np.array(picks, dtype=object), ["s1", "s2", "s3"]),
+                [x / total for x in weights],
+            )
+            > P_MIN
+        )
 
 
 def test_windows_in_words() -> None:
@@ -311,8 +371,10 @@ def test_one_draw_follows_the_softmax(profiles: dict[str, DiseaseProfile]) -> No
 
 def test_symptom_counts_are_uniform_and_distinct(profiles: dict[str, DiseaseProfile]) -> None:
     chosen = SymptomSampler(profiles[AD], 1.0, 2, 5).sample(1, IDX[:20_000]).chosen
-    assert chi2_gof(np.bincount([len(r) for r in chosen], minlength=6)[2:].tolist(),
-                    [0.25] * 4) > P_MIN
+    assert (
+        chi2_gof(np.bincount([len(r) for r in chosen], minlength=6)[2:].tolist(), [0.25] * 4)
+        > P_MIN
+    )
     assert all(len({s.id for s in r}) == len(r) for r in chosen)
     flu = SymptomSampler(profiles[FLU], 1.0, 3, 6).sample(1, IDX[:100]).chosen
     assert {len(r) for r in flu} == {3}  # capped by the three symptoms the disease has
@@ -338,10 +400,17 @@ def test_example_notes_with_a_probability(profiles: dict[str, DiseaseProfile]) -
 
 def test_report_sections(profiles: dict[str, DiseaseProfile]) -> None:
     own = [s.title for s in report_sections(profiles[MDD])]
-    assert own == ["Identifying data", "History of present illness",
-                   "Mental status examination", "Assessment and plan"]
+    assert own == [
+        "Identifying data",
+        "History of present illness",
+        "Mental status examination",
+        "Assessment and plan",
+    ]
     assert [s.title for s in report_sections(profiles[GAD])] == [
-        "Reason for referral", "History", "Formulation"]  # the shared, disease-free sections
+        "Reason for referral",
+        "History",
+        "Formulation",
+    ]  # the shared, disease-free sections
 
 
 def test_profiles_are_read_from_the_fixture(tmp_path: Path) -> None:

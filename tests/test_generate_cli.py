@@ -46,7 +46,11 @@ def kgsynth(
     base = {"PATH": "/usr/bin:/bin", "HOME": str(graph.parent)}
     return subprocess.run(
         [sys.executable, "-m", "engine.cli.main", "--uri", f"embedded:{graph}", *args],
-        cwd=REPO, env={**base, **(env or {})}, capture_output=True, text=True, timeout=240,
+        cwd=REPO,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
 
@@ -54,8 +58,23 @@ def test_generate_with_an_endpoint_resume_and_no_secret_anywhere(
     graph: Path, server: ThreadServer, tmp_path: Path
 ) -> None:
     out = tmp_path / "notes.jsonl"
-    args = ["generate", "--recipe", "dualalign", "--icd", "G30.9", "-n", "8", "--seed", "3",
-            "--model", "test-model", "--base-url", server.url, "-o", str(out)]
+    args = [
+        "generate",
+        "--recipe",
+        "dualalign",
+        "--icd",
+        "G30.9",
+        "-n",
+        "8",
+        "--seed",
+        "3",
+        "--model",
+        "test-model",
+        "--base-url",
+        server.url,
+        "-o",
+        str(out),
+    ]
     env = {"OPENAI_API_KEY": SENTINEL}
     first = kgsynth(graph, *args, env=env)
     assert first.returncode == 0, first.stderr
@@ -70,8 +89,12 @@ def test_generate_with_an_endpoint_resume_and_no_secret_anywhere(
         spec = rec.spec
         assert rec.status == "ok" and rec.backend == "openai" and rec.seed == spec["record_seed"]
         assert rec.fingerprint == fingerprint(
-            kg_hash=spec["kg_hash"], recipe="dualalign", template_hash=spec["template_hash"],
-            backend="openai", model="test-model", params=rec.params,
+            kg_hash=spec["kg_hash"],
+            recipe="dualalign",
+            template_hash=spec["template_hash"],
+            backend="openai",
+            model="test-model",
+            params=rec.params,
         )
         assert rec.params["temperature"] == 0.9  # the recipe's default
         keywords = [k["text"] for k in spec["keywords"]]
@@ -84,8 +107,9 @@ def test_generate_with_an_endpoint_resume_and_no_secret_anywhere(
     assert len(server.requests()) == 8  # nothing asked twice
 
     fresh = tmp_path / "copy.jsonl"
-    cached = kgsynth(graph, *args[:-1], str(fresh), "--cache",
-                     str(tmp_path / "notes.cache.sqlite"), env=env)
+    cached = kgsynth(
+        graph, *args[:-1], str(fresh), "--cache", str(tmp_path / "notes.cache.sqlite"), env=env
+    )
     assert cached.returncode == 0 and "(8 from cache" in cached.stderr
     assert len(server.requests()) == 8
 
@@ -104,8 +128,9 @@ def test_generate_with_an_endpoint_resume_and_no_secret_anywhere(
 
 def test_template_backend_when_no_endpoint_is_configured(graph: Path, tmp_path: Path) -> None:
     out = tmp_path / "notes.jsonl"
-    done = kgsynth(graph, "generate", "--recipe", "medsyn", "--icd", "G30.9", "-n", "3",
-                   "-o", str(out))
+    done = kgsynth(
+        graph, "generate", "--recipe", "medsyn", "--icd", "G30.9", "-n", "3", "-o", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert "no LLM endpoint configured" in done.stderr and "template backend" in done.stderr
     records = read_records(out)
@@ -120,12 +145,18 @@ def test_template_backend_when_no_endpoint_is_configured(graph: Path, tmp_path: 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--backend", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"],
-         "cannot connect to http://127.0.0.1:9/v1"),
-        (["--backend", "transformers", "--model", "/nonexistent/model"],
-         "no such directory; the transformers backend loads local models only"),
-        (["--backend", "openai", "--model", "m", "--base-url", "ftp://x"],
-         "--base-url must be an http(s) URL"),
+        (
+            ["--backend", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"],
+            "cannot connect to http://127.0.0.1:9/v1",
+        ),
+        (
+            ["--backend", "transformers", "--model", "/nonexistent/model"],
+            "no such directory; the transformers backend loads local models only",
+        ),
+        (
+            ["--backend", "openai", "--model", "m", "--base-url", "ftp://x"],
+            "--base-url must be an http(s) URL",
+        ),
         (["--backend", "openai"], "--backend openai needs --model"),
         (["--backend", "openai", "--model", "gpt-4o"], "set OPENAI_API_KEY"),
     ],
@@ -133,8 +164,19 @@ def test_template_backend_when_no_endpoint_is_configured(graph: Path, tmp_path: 
 def test_user_errors_are_one_line(
     graph: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
-    done = kgsynth(graph, "generate", "--recipe", "dualalign", "--icd", "G30.9", "-n", "2",
-                   "-o", str(tmp_path / "n.jsonl"), *args)
+    done = kgsynth(
+        graph,
+        "generate",
+        "--recipe",
+        "dualalign",
+        "--icd",
+        "G30.9",
+        "-n",
+        "2",
+        "-o",
+        str(tmp_path / "n.jsonl"),
+        *args,
+    )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
 
@@ -146,8 +188,22 @@ def test_vllm_backend_without_vllm_says_how_to_get_it(graph: Path, tmp_path: Pat
         pass
     else:
         pytest.skip("vllm is installed here; tests/test_llm_vllm.py covers it")
-    done = kgsynth(graph, "generate", "--recipe", "dualalign", "--icd", "G30.9", "-n", "1",
-                   "--backend", "vllm", "--model", "m", "-o", str(tmp_path / "n.jsonl"))
+    done = kgsynth(
+        graph,
+        "generate",
+        "--recipe",
+        "dualalign",
+        "--icd",
+        "G30.9",
+        "-n",
+        "1",
+        "--backend",
+        "vllm",
+        "--model",
+        "m",
+        "-o",
+        str(tmp_path / "n.jsonl"),
+    )
     assert done.returncode == 2 and "the vllm backend needs vLLM" in done.stderr
     assert "vllm serve MODEL" in done.stderr
 

@@ -42,9 +42,29 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     open_engine_store(work / "g.db").close()
     path = work / "specs.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "--uri", f"embedded:{work / 'g.db'}", "plan",
-         "--recipe", "dualalign", "--icd", "G30.9", "-n", str(N), "--seed", "5", "-o", str(path)],
-        cwd=REPO, env={**ENV, "HOME": str(work)}, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "engine.cli.main",
+            "--uri",
+            f"embedded:{work / 'g.db'}",
+            "plan",
+            "--recipe",
+            "dualalign",
+            "--icd",
+            "G30.9",
+            "-n",
+            str(N),
+            "--seed",
+            "5",
+            "-o",
+            str(path),
+        ],
+        cwd=REPO,
+        env={**ENV, "HOME": str(work)},
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr
     return path
@@ -84,16 +104,34 @@ def requested_ids(entries: list[dict[str, object]], seeds: dict[int, str]) -> li
 def test_sigkill_and_rerun(server: ThreadServer, specs: Path, tmp_path: Path) -> None:
     out, db = tmp_path / "notes.jsonl", tmp_path / "cache.db"
     seeds = seed_map(specs)
-    cmd = [sys.executable, "-m", "engine.cli.main", "generate", "--specs", str(specs),
-           "--backend", "openai", "--model", "test-model", "--base-url", server.url,
-           "--concurrency", "8", "--cache", str(db), "-o", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "engine.cli.main",
+        "generate",
+        "--specs",
+        str(specs),
+        "--backend",
+        "openai",
+        "--model",
+        "test-model",
+        "--base-url",
+        server.url,
+        "--concurrency",
+        "8",
+        "--cache",
+        str(db),
+        "-o",
+        str(out),
+    ]
     env = {**ENV, "HOME": str(tmp_path)}
     rng = random.Random(20261123)
     seen_log, partial_kills = 0, 0
     cached_before: set[str] = set()
     for attempt in range(KILLS + 1):
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         if attempt == 0:
             time.sleep(rng.uniform(0.2, 1.0))  # while starting up
             proc.send_signal(signal.SIGKILL)
@@ -136,16 +174,35 @@ def test_sigkill_and_rerun(server: ThreadServer, specs: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_sigterm_finishes_in_flight_records_and_exits_cleanly(
-    specs: Path, tmp_path: Path
-) -> None:
+def test_sigterm_finishes_in_flight_records_and_exits_cleanly(specs: Path, tmp_path: Path) -> None:
     out = tmp_path / "notes.jsonl"
     with ThreadServer(ServerConfig(latency_s=0.3)) as slow:
-        cmd = [sys.executable, "-m", "engine.cli.main", "generate", "--specs", str(specs),
-               "--backend", "openai", "--model", "test-model", "--base-url", slow.url,
-               "--concurrency", "16", "-o", str(out)]
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**ENV, "HOME": str(tmp_path)},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "engine.cli.main",
+            "generate",
+            "--specs",
+            str(specs),
+            "--backend",
+            "openai",
+            "--model",
+            "test-model",
+            "--base-url",
+            slow.url,
+            "--concurrency",
+            "16",
+            "-o",
+            str(out),
+        ]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env={**ENV, "HOME": str(tmp_path)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while line_count(out) < 20 and proc.poll() is None:
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from kg.queries import check_params, get_query, named_queries, schema_statements
@@ -10,7 +12,7 @@ from kg.store.writer import write_batch
 from tests.fixture_graph import AD, MDD, SRC, SRC2, tiny_graph
 
 
-def run(store: GraphStore, name: str, **params: object) -> list[dict[str, object]]:
+def run(store: GraphStore, name: str, **params: object) -> list[dict[str, Any]]:
     query = get_query(name)
     check_params(query, params)
     rows = store.read(query.text, params)
@@ -83,9 +85,9 @@ def test_trajectory_windows(loaded: GraphStore) -> None:
         ("KGS:win/far", -60, -12),
         ("KGS:win/near", -12, 0),
     ]
-    near = {o["target_id"]: o["frequency"] for o in rows[1]["observations"]}  # type: ignore[attr-defined]
+    near = {o["target_id"]: o["frequency"] for o in rows[1]["observations"]}
     assert near == {"KGS:cat/cognitive": 0.8, "KGS:cat/mood": 0.2}
-    assert {o["kind"] for o in rows[0]["observations"]} == {"SymptomCategory"}  # type: ignore[attr-defined]
+    assert {o["kind"] for o in rows[0]["observations"]} == {"SymptomCategory"}
     by_name = run(loaded, "trajectory_windows", disease="fixture alzheimer DISEASE")
     assert len(by_name) == 2
     assert run(loaded, "trajectory_windows", disease=MDD) == []
@@ -94,9 +96,9 @@ def test_trajectory_windows(loaded: GraphStore) -> None:
 def test_demographic_strata_and_risk_factors(loaded: GraphStore) -> None:
     strata = run(loaded, "demographic_strata", disease=AD)
     assert [(r["value"], r["share"]) for r in strata] == [("65-74", 0.4), ("75+", 0.6)]
-    assert sum(r["share"] for r in strata) == pytest.approx(1.0)  # type: ignore[misc]
+    assert sum(r["share"] for r in strata) == pytest.approx(1.0)
     risks = run(loaded, "risk_factors", disease=AD)
-    assert sorted((r["prevalence"], r["stratum"]) for r in risks) == [  # type: ignore[type-var]
+    assert sorted((r["prevalence"], r["stratum"]) for r in risks) == [
         (0.6, "KGS:str/age/65-74"),
         (0.73, None),
     ]
@@ -118,7 +120,7 @@ def test_graph_stats_and_search(loaded: GraphStore) -> None:
     assert stats[("relationship", "RISK")] == 2
     found = run(loaded, "disease_search", text="fixture ad")
     assert [r["disease_id"] for r in found] == [AD]
-    assert sorted(found[0]["codes"]) == ["G30", "G30.9"]  # type: ignore[arg-type]
+    assert sorted(found[0]["codes"]) == ["G30", "G30.9"]
 
 
 def test_schema_is_idempotent_and_versioned(store: GraphStore) -> None:

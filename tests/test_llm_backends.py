@@ -50,14 +50,17 @@ def fresh(server: ThreadServer) -> ThreadServer:
 
 def request(**kw: object) -> LLMRequest:
     fields: dict[str, object] = {
-        "request_id": "r1", "messages": MESSAGES, "params": SamplingParams(), "seed": 5,
+        "request_id": "r1",
+        "messages": MESSAGES,
+        "params": SamplingParams(),
+        "seed": 5,
     }
     fields.update(kw)
     return LLMRequest(**fields)  # type: ignore[arg-type]
 
 
 async def complete(url: str, req: LLMRequest, timeout: float = 2.0, **kw: str) -> LLMResponse:
-    backend = OpenAIBackend("test-model", base_url=url, **kw)  # type: ignore[arg-type]
+    backend = OpenAIBackend("test-model", base_url=url, **kw)
     try:
         async with asyncio.timeout(timeout):
             return await backend.complete(req)
@@ -171,7 +174,7 @@ def test_structured_output_request_and_parse(fresh: ThreadServer) -> None:
         'Sure! ```json\n{"label": "memory", "confidence": 0.9}\n``` Hope that helps.',
         '[{"label": "memory", "confidence": 0.9}]',
         'Here it is: {"label": "memory", "confidence": 0.9} -- done {not json',
-        "```\n{\"label\": \"memory\", \"confidence\": 0.9}\n```",
+        '```\n{"label": "memory", "confidence": 0.9}\n```',
     ],
 )
 def test_defensive_json_parsing(text: str) -> None:
@@ -192,11 +195,16 @@ SPEC = {
     "record_seed": 11,
     "disease": "Alzheimer's disease",
     "icd_code": "G30.9",
-    "persona": {"age": 81, "attributes": {"sex": "female"},
-                "risk_factors": [{"id": "r", "name": "hypertension", "kind": "condition"}]},
+    "persona": {
+        "age": 81,
+        "attributes": {"sex": "female"},
+        "risk_factors": [{"id": "r", "name": "hypertension", "kind": "condition"}],
+    },
     "window": {"phrase": "two years before the diagnosis", "diagnosed": False},
-    "keywords": [{"text": "forgetful", "category": "cognitive"},
-                 {"text": "got lost driving", "category": "cognitive"}],
+    "keywords": [
+        {"text": "forgetful", "category": "cognitive"},
+        {"text": "got lost driving", "category": "cognitive"},
+    ],
 }
 
 
@@ -210,10 +218,16 @@ def test_template_backend_uses_the_spec_and_labels_itself() -> None:
     assert realize(SPEC) == resp.raw  # deterministic
     diagnosed = {**SPEC, "window": {"phrase": "at diagnosis", "diagnosed": True}}
     assert "Alzheimer's disease (G30.9)" in realize(diagnosed)
-    sections = {"recipe": "mh_report", "disease": "Depression", "record_seed": 1,
-                "symptoms": [{"id": "s", "name": "low mood"}],
-                "sections": [{"id": "a", "title": "History", "guidance": ""},
-                             {"id": "b", "title": "Formulation", "guidance": ""}]}
+    sections = {
+        "recipe": "mh_report",
+        "disease": "Depression",
+        "record_seed": 1,
+        "symptoms": [{"id": "s", "name": "low mood"}],
+        "sections": [
+            {"id": "a", "title": "History", "guidance": ""},
+            {"id": "b", "title": "Formulation", "guidance": ""},
+        ],
+    }
     text = realize(sections)
     assert text.startswith("History:") and "Formulation:" in text and "low mood" in text
 

@@ -37,7 +37,11 @@ def kgsynth(graph: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(graph.parent)}
     return subprocess.run(
         [sys.executable, "-m", "engine.cli.main", "--uri", f"embedded:{graph}", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
 
@@ -46,23 +50,44 @@ def provider_output(server: ThreadServer, requests: list[dict[str, Any]]) -> lis
     lines = []
     for i, req in enumerate(requests):
         call = urllib.request.Request(
-            server.url + "/chat/completions", data=json.dumps(req["body"]).encode(),
+            server.url + "/chat/completions",
+            data=json.dumps(req["body"]).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(call) as resp:
             body = json.loads(resp.read())
-        lines.append(json.dumps({
-            "id": f"batch_req_{i}", "custom_id": req["custom_id"],
-            "response": {"status_code": 200, "request_id": f"req_{i}", "body": body},
-            "error": None,
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"batch_req_{i}",
+                    "custom_id": req["custom_id"],
+                    "response": {"status_code": 200, "request_id": f"req_{i}", "body": body},
+                    "error": None,
+                }
+            )
+        )
     return lines
 
 
 def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> None:
     out = tmp_path / "notes.jsonl"
-    base = ["generate", "--recipe", "dualalign", "--icd", "G30.9", "-n", "6", "--seed", "4",
-            "--backend", "batch", "--model", "gpt-4o-mini", "-o", str(out)]
+    base = [
+        "generate",
+        "--recipe",
+        "dualalign",
+        "--icd",
+        "G30.9",
+        "-n",
+        "6",
+        "--seed",
+        "4",
+        "--backend",
+        "batch",
+        "--model",
+        "gpt-4o-mini",
+        "-o",
+        str(out),
+    ]
     done = kgsynth(graph, *base)
     assert done.returncode == 0, done.stderr
     batch_file = tmp_path / "notes.batch.jsonl"
@@ -78,8 +103,16 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
 
     # The provider answers four, fails one, and loses one.
     lines = provider_output(server, requests[:4])
-    lines.append(json.dumps({"id": "x", "custom_id": requests[4]["custom_id"], "response": None,
-                             "error": {"code": "server_error", "message": "boom"}}))
+    lines.append(
+        json.dumps(
+            {
+                "id": "x",
+                "custom_id": requests[4]["custom_id"],
+                "response": None,
+                "error": {"code": "server_error", "message": "boom"},
+            }
+        )
+    )
     results = tmp_path / "results.jsonl"
     results.write_text("\n".join(lines) + "\n")
     ingest = kgsynth(graph, *base, "--ingest", str(results))
@@ -107,17 +140,35 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
     records = read_records(out)
     assert len(records) == 6 and all(r.status == "ok" for r in records.values())
     manifest = json.loads((tmp_path / "notes.manifest.json").read_text())
-    assert manifest["backend"] == {"backend": "batch", "model": "gpt-4o-mini",
-                                   "ingested": "results.jsonl"}
+    assert manifest["backend"] == {
+        "backend": "batch",
+        "model": "gpt-4o-mini",
+        "ingested": "results.jsonl",
+    }
     assert manifest["source"]["plan"]["icd"] == ["G30.9"] and manifest["source"]["kg_hash"]
 
 
 def test_bad_batch_output_names_the_line(graph: Path, tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     results.write_text('{"custom_id": "a", "response": null, "error": null}\nnot json\n')
-    done = kgsynth(graph, "generate", "--recipe", "dualalign", "--icd", "G30.9", "-n", "2",
-                   "--backend", "batch", "--model", "m", "--ingest", str(results),
-                   "-o", str(tmp_path / "n.jsonl"))
+    done = kgsynth(
+        graph,
+        "generate",
+        "--recipe",
+        "dualalign",
+        "--icd",
+        "G30.9",
+        "-n",
+        "2",
+        "--backend",
+        "batch",
+        "--model",
+        "m",
+        "--ingest",
+        str(results),
+        "-o",
+        str(tmp_path / "n.jsonl"),
+    )
     assert done.returncode == 2
     assert f"{results}, line 2: not a batch output line" in done.stderr
     assert "Traceback" not in done.stderr

@@ -39,16 +39,26 @@ def build_model(path: Path, chat_template: bool = True) -> Path:
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        tokenizer_object=core,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
         unk_token="<unk>",
     )
     if chat_template:
         tok.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     LlamaForCausalLM(config).save_pretrained(path)
     tok.save_pretrained(path)
@@ -67,8 +77,12 @@ def jobs(n: int) -> list[GenerationJob]:
             record_index=i,
             messages=[
                 {"role": "system", "content": "you write short clinical notes ."},
-                {"role": "user", "content": " ".join(["note for record number", str(i)]
-                                                     + ["cough fever"] * (i % 4))},
+                {
+                    "role": "user",
+                    "content": " ".join(
+                        ["note for record number", str(i)] + ["cough fever"] * (i % 4)
+                    ),
+                },
             ],
         )
         for i in range(n)
@@ -78,8 +92,12 @@ def jobs(n: int) -> list[GenerationJob]:
 def run(backend: Backend, out: Path, n: int) -> dict[str, dict[str, object]]:
     async def go() -> None:
         try:
-            runner = Runner(backend, out, params=SamplingParams(temperature=0, max_tokens=6),
-                            config=RunConfig(concurrency=8, progress=False))
+            runner = Runner(
+                backend,
+                out,
+                params=SamplingParams(temperature=0, max_tokens=6),
+                config=RunConfig(concurrency=8, progress=False),
+            )
             summary = await runner.run(jobs(n))
             assert summary.ok == n and summary.failed == 0
         finally:

@@ -17,9 +17,14 @@ pytestmark = pytest.mark.timeout(900)
 def test_offline_batched_generation_with_per_record_seeds(tmp_path: Path) -> None:
     path = build_model(tmp_path / "tiny-llama")
     backend = VLLMBackend(
-        str(path), batch_size=4,
-        engine_kwargs={"enforce_eager": True, "gpu_memory_utilization": 0.2,
-                       "max_model_len": 256, "dtype": "float32"},
+        str(path),
+        batch_size=4,
+        engine_kwargs={
+            "enforce_eager": True,
+            "gpu_memory_utilization": 0.2,
+            "max_model_len": 256,
+            "dtype": "float32",
+        },
     )
     records = run(backend, tmp_path / "notes.jsonl", 10)
     assert len(records) == 10

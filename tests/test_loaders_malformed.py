@@ -42,14 +42,20 @@ EXPECTED: dict[str, tuple[str, int | None]] = {
     "probability_negative.csv": ("frequency: Input should be greater than or equal to 0", 2),
     "shares_sum_to_0.7.yaml": ("over sex sum to 0.7, not 1", 9),
     "category_frequencies_0.8.yaml": ("over the 'fix' categories sum to 0.8", 5),
-    "overlapping_windows.yaml": ("overlap: KGS:window/fix-ad/near [-12, 0) and "
-                                 "KGS:window/fix-ad/mid [-3, 6)", 5),
+    "overlapping_windows.yaml": (
+        "overlap: KGS:window/fix-ad/near [-12, 0) and KGS:window/fix-ad/mid [-3, 6)",
+        5,
+    ),
     "window_end_before_start.yaml": ("start_months (12.0) must be below end_months", 5),
-    "cyclic_is_a.yaml": ("IS_A cycle: KGS:symptom/forgetful -> KGS:symptom/memory -> "
-                         "KGS:symptom/forgetful", 5),
+    "cyclic_is_a.yaml": (
+        "IS_A cycle: KGS:symptom/forgetful -> KGS:symptom/memory -> KGS:symptom/forgetful",
+        5,
+    ),
     "cyclic_parent_of.csv": ("PARENT_OF cycle: ICD10CM:6 -> ICD10CM:G30-G32", 2),
-    "duplicate_conflicting_ids.yaml": ("Symptom KGS:symptom/apathy is defined twice with "
-                                       "different properties", 6),
+    "duplicate_conflicting_ids.yaml": (
+        "Symptom KGS:symptom/apathy is defined twice with different properties",
+        6,
+    ),
     "invalid_icd_code.yaml": ("'G3' is not a valid ICD-10-CM code", 5),
     "icd_id_mismatch.csv": ("id must be 'ICD10CM:G30.9'", 2),
     "number_without_source.yaml": ("prevalence has no source", 5),
@@ -105,12 +111,16 @@ def test_malformed_input_is_reported_and_changes_nothing(
     assert any(where in p for p in matching), f"{where!r} not in {matching}"
 
 
-def test_one_bad_file_among_good_ones_writes_nothing(seeded: tuple[GraphStore, str],
-                                                     tmp_path: Path) -> None:
+def test_one_bad_file_among_good_ones_writes_nothing(
+    seeded: tuple[GraphStore, str], tmp_path: Path
+) -> None:
     store, before = seeded
     good = tmp_path / "good.yaml"
-    good.write_text('kgsynth_seed: 1\nmodule: ok\nnodes:\n  Drug:\n'
-                    '    - {id: "KGS:drug/new", name: "new drug"}\n', encoding="utf-8")
+    good.write_text(
+        "kgsynth_seed: 1\nmodule: ok\nnodes:\n  Drug:\n"
+        '    - {id: "KGS:drug/new", name: "new drug"}\n',
+        encoding="utf-8",
+    )
     problems = expect_failure(store, [good, CORPUS / "dangling_id.yaml"], before)
     assert len(problems) == 1
 

@@ -73,13 +73,20 @@ def test_obo_terms_map_to_symptoms_categories_and_is_a(tmp_path: Path) -> None:
     assert low.xrefs == ["UMLS_CUI:C1"]  # type: ignore[attr-defined]
     assert symptoms["T:1"].definition == 'A symptom of the "nerves"; see [x].'  # type: ignore[attr-defined]
     assert sorted((r.start, r.end) for r in batch.rels["IS_A"].values()) == [
-        ("T:3", "T:1"), ("T:3", "T:2")]
+        ("T:3", "T:1"),
+        ("T:3", "T:2"),
+    ]
     cats = batch.nodes["SymptomCategory"]
     assert sorted(cats) == [category_id("tiny", "T:1"), category_id("tiny", "T:2")]
     assert {c.scheme for c in cats.values()} == {"tiny"}  # type: ignore[attr-defined]
-    assert sorted((r.start, r.end) for r in batch.rels["IN_CATEGORY"].values()) == sorted([
-        ("T:1", category_id("tiny", "T:1")), ("T:2", category_id("tiny", "T:2")),
-        ("T:3", category_id("tiny", "T:1")), ("T:3", category_id("tiny", "T:2"))])
+    assert sorted((r.start, r.end) for r in batch.rels["IN_CATEGORY"].values()) == sorted(
+        [
+            ("T:1", category_id("tiny", "T:1")),
+            ("T:2", category_id("tiny", "T:2")),
+            ("T:3", category_id("tiny", "T:1")),
+            ("T:3", category_id("tiny", "T:2")),
+        ]
+    )
     (source,) = batch.nodes["Source"].values()
     assert source.id == "KGS:source/tiny-2025-01-02"
     assert source.citation == 'Tiny "Ontology" (TINY), release 2025-01-02'  # type: ignore[attr-defined]
@@ -89,9 +96,11 @@ def test_obo_terms_map_to_symptoms_categories_and_is_a(tmp_path: Path) -> None:
 
 
 def test_disease_ontologies_map_to_disease_nodes(tmp_path: Path) -> None:
-    text = ("ontology: doid\n\n[Term]\nid: DOID:4\nname: disease\n\n"
-            "[Term]\nid: DOID:10652\nname: Alzheimer's disease\ndef: \"A dementia.\" []\n"
-            "is_a: DOID:4\n\n[Term]\nid: DOID:9\nname: sub\nis_a: DOID:10652\n")
+    text = (
+        "ontology: doid\n\n[Term]\nid: DOID:4\nname: disease\n\n"
+        '[Term]\nid: DOID:10652\nname: Alzheimer\'s disease\ndef: "A dementia." []\n'
+        "is_a: DOID:4\n\n[Term]\nid: DOID:9\nname: sub\nis_a: DOID:10652\n"
+    )
     batch, problems = batch_of(text, tmp_path, "doid.obo")
     assert problems == []
     assert sorted(batch.nodes["Disease"]) == ["DOID:10652", "DOID:9"]  # the root is left out
@@ -141,9 +150,11 @@ name: again
 
 def test_truncated_rdf_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "t.owl"
-    path.write_text('<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
-                    '22-rdf-syntax-ns#">\n  <rdf:Description rdf:about="http://x/1">\n',
-                    encoding="utf-8")
+    path.write_text(
+        '<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        '22-rdf-syntax-ns#">\n  <rdf:Description rdf:about="http://x/1">\n',
+        encoding="utf-8",
+    )
     items, problems = read_path(path)
     assert items == [] and len(problems) == 1
     assert problems[0].location.line == 4 and "not valid RDF (xml)" in problems[0].message
@@ -165,8 +176,9 @@ def test_symp_obo_and_owl_yield_the_same_graph(shared_data: Path) -> None:
     assert "SYMP:0000462" not in symptoms and "SYMP:0000003" not in symptoms
     assert symptoms["SYMP:0000001"].synonyms == ["stomach cramp"]  # type: ignore[attr-defined]
     assert len(from_obo.nodes["SymptomCategory"]) == 14
-    assert {r.end for r in from_obo.rels["IN_CATEGORY"].values()
-            if r.start == "SYMP:0000005"} == {category_id("symp", "SYMP:0000410")}
+    assert {r.end for r in from_obo.rels["IN_CATEGORY"].values() if r.start == "SYMP:0000005"} == {
+        category_id("symp", "SYMP:0000410")
+    }
     assert [p for p in check_graph(from_obo) if p.severity == "error"] == []
 
 

@@ -52,10 +52,18 @@ def test_disease_subgraph_round_trips(store: GraphStore, tmp_path: Path, fmt: Fo
     sub = disease_subgraph(whole, find_disease(whole, "fixture alzheimer's disease"))
     assert check_graph(sub) == []  # self-contained and valid on its own
     assert "KGS:disease/fix-mci" not in sub.nodes["Disease"]
-    assert set(sub.nodes["IcdCode"]) == {"ICD10CM:6", "ICD10CM:G30-G32", "ICD10CM:G30",
-                                         "ICD10CM:G30.9"}
-    assert {"KGS:stratum/age/65-74", "KGS:note/fix-1", "KGS:guideline/fix/cognitive",
-            "KGS:source/fix-b"} <= {n.id for n in sub.iter_nodes()}
+    assert set(sub.nodes["IcdCode"]) == {
+        "ICD10CM:6",
+        "ICD10CM:G30-G32",
+        "ICD10CM:G30",
+        "ICD10CM:G30.9",
+    }
+    assert {
+        "KGS:stratum/age/65-74",
+        "KGS:note/fix-1",
+        "KGS:guideline/fix/cognitive",
+        "KGS:source/fix-b",
+    } <= {n.id for n in sub.iter_nodes()}
     out = target(tmp_path, fmt)
     export_batch(sub, fmt, out)
     empty(store)

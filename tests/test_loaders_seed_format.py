@@ -20,7 +20,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_yaml_rows_carry_their_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.yaml", """kgsynth_seed: 1
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """kgsynth_seed: 1
 module: t
 nodes:
   Symptom:
@@ -30,11 +33,15 @@ nodes:
 relationships:
   IS_A:
     - {start: "X:1", end: "X:2"}
-""")
+""",
+    )
     items, problems = read_seed(path)
     assert problems == []
     assert [(i.kind, i.name, i.location.line) for i in items] == [
-        ("node", "Symptom", 5), ("node", "Symptom", 7), ("rel", "IS_A", 10)]
+        ("node", "Symptom", 5),
+        ("node", "Symptom", 7),
+        ("rel", "IS_A", 10),
+    ]
     assert items[0].location.file.endswith("s.yaml")
 
 
@@ -63,7 +70,10 @@ def test_json_export_of_an_empty_graph_is_valid_json(tmp_path: Path) -> None:
 
 
 def test_shape_problems_name_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, "bad.yaml", """kgsynth_seed: 2
+    path = write(
+        tmp_path,
+        "bad.yaml",
+        """kgsynth_seed: 2
 extra: 1
 nodes:
   Patient:
@@ -72,7 +82,8 @@ nodes:
 relationships:
   IS_A:
     - just text
-""")
+""",
+    )
     items, problems = read_seed(path)
     assert items == []
     got = {(p.location.line, p.field): p.message for p in problems}
@@ -85,7 +96,10 @@ relationships:
 
 
 def test_yaml_dates_and_duplicate_keys_are_problems(tmp_path: Path) -> None:
-    path = write(tmp_path, "d.yaml", """kgsynth_seed: 1
+    path = write(
+        tmp_path,
+        "d.yaml",
+        """kgsynth_seed: 1
 module: t
 nodes:
   Source:
@@ -93,7 +107,8 @@ nodes:
       citation: first
       citation: second
       url: 2024-01-01
-""")
+""",
+    )
     items, problems = read_seed(path)
     assert [(p.location.line, p.field) for p in problems] == [(7, "citation")]
     assert "duplicate key (also on line 6)" in problems[0].message

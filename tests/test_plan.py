@@ -51,8 +51,9 @@ def store(graph_path: Path) -> Iterator[FalkorStore]:
     st.close()  # also stops the server the CLI subprocesses reconnected to
 
 
-def lines(planner: Planner, start: int = 0, stop: int | None = None,
-          batch_size: int = 4096) -> list[str]:
+def lines(
+    planner: Planner, start: int = 0, stop: int | None = None, batch_size: int = 4096
+) -> list[str]:
     return [s.model_dump_json() for s in planner.iter_specs(start, stop, batch_size)]
 
 
@@ -68,8 +69,9 @@ REQUESTS = [
 
 
 @pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: r.recipe)
-def test_specs_do_not_depend_on_batching_or_slicing(store: GraphStore,
-                                                    request_: PlanRequest) -> None:
+def test_specs_do_not_depend_on_batching_or_slicing(
+    store: GraphStore, request_: PlanRequest
+) -> None:
     planner = Planner(store, request_)
     full = lines(planner)
     assert full == lines(Planner(store, request_))
@@ -91,9 +93,14 @@ def test_specs_are_identical_in_another_process(store: GraphStore, graph_path: P
         "out = [s.model_dump_json() for s in p.iter_specs(5000, 6000, 97)]\n"
         "print(hashlib.sha256('\\n'.join(out).encode()).hexdigest())\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, REQUESTS[0].model_dump_json()],
-                            cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script, REQUESTS[0].model_dump_json()],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
 
@@ -108,25 +115,30 @@ def test_specs_are_identical_on_both_backends(
 
 
 def test_quotas_give_exactly_n_per_code(store: GraphStore) -> None:
-    planner = Planner(store, PlanRequest(recipe="medsyn", icd=("G30.9", "G30.1", "J11.1"), n=5,
-                                         seed=1))
+    planner = Planner(
+        store, PlanRequest(recipe="medsyn", icd=("G30.9", "G30.1", "J11.1"), n=5, seed=1)
+    )
     specs = list(planner.iter_specs())
     assert [s.icd_code for s in specs] == ["G30.9"] * 5 + ["G30.1"] * 5 + ["J11.1"] * 5
     assert [s.record_index for s in specs] == list(range(15))
     assert specs[5].disease_id == AD and specs[10].disease_id == FLU
-    by_name = Planner(store, PlanRequest(recipe="unguided", disease=("fixture influenza", MDD),
-                                         n=3, seed=1))
+    by_name = Planner(
+        store, PlanRequest(recipe="unguided", disease=("fixture influenza", MDD), n=3, seed=1)
+    )
     assert [s.disease_id for s in by_name.iter_specs()] == [FLU] * 3 + [MDD] * 3
 
 
 def test_by_prevalence_follows_the_graph(store: GraphStore) -> None:
-    planner = Planner(store, PlanRequest(recipe="mh_report", by_prevalence=True, n=20_000,
-                                         seed=4))
+    planner = Planner(store, PlanRequest(recipe="mh_report", by_prevalence=True, n=20_000, seed=4))
     counts = Counter(s.disease_id for s in planner.iter_specs())
     assert set(counts) == {MDD, GAD}  # only F-coded diseases qualify for mh_report
     assert chi2_gof([counts[MDD], counts[GAD]], [0.08 / 0.11, 0.03 / 0.11]) > 0.001
-    uniform = Planner(store, PlanRequest(recipe="medsyn", by_prevalence=True, n=20_000, seed=4,
-                                         code_weighting="uniform"))
+    uniform = Planner(
+        store,
+        PlanRequest(
+            recipe="medsyn", by_prevalence=True, n=20_000, seed=4, code_weighting="uniform"
+        ),
+    )
     counts = Counter(s.disease_id for s in uniform.iter_specs())
     assert set(counts) == {AD, MDD, GAD}  # the influenza has no prevalence
     assert chi2_gof(list(counts.values()), [1 / 3] * 3) > 0.001
@@ -158,9 +170,14 @@ def test_a_graph_change_changes_the_specs_kg_hash(tmp_path: Path) -> None:
     assert before.kg_hash != after.kg_hash
 
     def fp(spec: GenerationSpec) -> str:
-        return fingerprint(kg_hash=spec.kg_hash, recipe=spec.recipe,
-                           template_hash=spec.template_hash, backend="template", model="-",
-                           params={"temperature": 1.0})
+        return fingerprint(
+            kg_hash=spec.kg_hash,
+            recipe=spec.recipe,
+            template_hash=spec.template_hash,
+            backend="template",
+            model="-",
+            params={"temperature": 1.0},
+        )
 
     assert fp(old[0]) != fp(new[0]) and fp(old[2]) == fp(new[2])
 
@@ -169,8 +186,11 @@ def test_bad_requests(store: GraphStore) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         PlanRequest(recipe="medsyn", n=1, seed=0)
     with pytest.raises(EngineError, match="outside the run"):
-        list(Planner(store, PlanRequest(recipe="medsyn", icd=("G30.9",), n=5, seed=0))
-             .iter_specs(0, 6))
+        list(
+            Planner(store, PlanRequest(recipe="medsyn", icd=("G30.9",), n=5, seed=0)).iter_specs(
+                0, 6
+            )
+        )
     with pytest.raises(EngineError, match="F-codes"):
         Planner(store, PlanRequest(recipe="mh_report", icd=("G30.9",), n=1, seed=0))
 
@@ -181,7 +201,10 @@ def test_bad_requests(store: GraphStore) -> None:
 def kgsynth(graph: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "engine.cli.main", "--uri", f"embedded:{graph}", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 
@@ -189,8 +212,20 @@ def kgsynth(graph: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_plan_twice_gives_identical_files(graph_path: Path, tmp_path: Path) -> None:
     outs = []
     for name in ("a.jsonl", "b.jsonl"):
-        result = kgsynth(graph_path, "plan", "--recipe", "dualalign", "--icd", "G30.9",
-                         "-n", "1000", "--seed", "7", "-o", str(tmp_path / name))
+        result = kgsynth(
+            graph_path,
+            "plan",
+            "--recipe",
+            "dualalign",
+            "--icd",
+            "G30.9",
+            "-n",
+            "1000",
+            "--seed",
+            "7",
+            "-o",
+            str(tmp_path / name),
+        )
         assert result.returncode == 0, result.stderr
         assert "G30.9 -> Fixture Alzheimer disease" in result.stderr
         outs.append((tmp_path / name).read_bytes())
@@ -198,16 +233,35 @@ def test_cli_plan_twice_gives_identical_files(graph_path: Path, tmp_path: Path) 
     rows = outs[0].decode().splitlines()
     assert len(rows) == 1000
     first = GenerationSpec.model_validate_json(rows[0])
-    assert (first.recipe, first.icd_code, first.record_id) == ("dualalign", "G30.9",
-                                                               "dualalign-7-00000000")
+    assert (first.recipe, first.icd_code, first.record_id) == (
+        "dualalign",
+        "G30.9",
+        "dualalign-7-00000000",
+    )
 
 
-def test_cli_openai_batch_lines_have_the_batch_api_shape(graph_path: Path,
-                                                        tmp_path: Path) -> None:
+def test_cli_openai_batch_lines_have_the_batch_api_shape(graph_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "batch.jsonl"
-    result = kgsynth(graph_path, "plan", "--recipe", "medsyn", "--icd", "G30.9,F32.9", "-n", "50",
-                     "--seed", "3", "--format", "openai-batch", "--model", "gpt-4o-mini",
-                     "--max-tokens", "800", "-o", str(out))
+    result = kgsynth(
+        graph_path,
+        "plan",
+        "--recipe",
+        "medsyn",
+        "--icd",
+        "G30.9,F32.9",
+        "-n",
+        "50",
+        "--seed",
+        "3",
+        "--format",
+        "openai-batch",
+        "--model",
+        "gpt-4o-mini",
+        "--max-tokens",
+        "800",
+        "-o",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     requests = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(requests) == 100
@@ -236,8 +290,9 @@ def test_cli_openai_batch_lines_have_the_batch_api_shape(graph_path: Path,
         (["--recipe", "dualalign", "--icd", "J11.1"], "no trajectory windows"),
     ],
 )
-def test_cli_errors_are_one_clear_line(graph_path: Path, tmp_path: Path, args: list[str],
-                                       message: str) -> None:
+def test_cli_errors_are_one_clear_line(
+    graph_path: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     out = tmp_path / "x.jsonl"
     result = kgsynth(graph_path, "plan", *args, "-n", "2", "-o", str(out))
     assert result.returncode != 0

@@ -44,8 +44,13 @@ async def run(url: str, out: Path) -> RunSummary:
     backend = OpenAIBackend("test-model", base_url=url)
     cache = RequestCache(out.with_suffix(".sqlite"))
     config = RunConfig(
-        concurrency=MAX_CONCURRENCY, max_attempts=MAX_ATTEMPTS, timeout_s=0.3,
-        backoff_base_s=0.02, backoff_max_s=0.5, min_concurrency=MIN_CONCURRENCY, increase_every=1,
+        concurrency=MAX_CONCURRENCY,
+        max_attempts=MAX_ATTEMPTS,
+        timeout_s=0.3,
+        backoff_base_s=0.02,
+        backoff_max_s=0.5,
+        min_concurrency=MIN_CONCURRENCY,
+        increase_every=1,
         progress=False,
     )
     try:
@@ -59,8 +64,15 @@ async def run(url: str, out: Path) -> RunSummary:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_record_ok_or_failed_with_reason_and_concurrency_cut(tmp_path: Path) -> None:
-    config = ServerConfig(latency_s=0.01, fault_rates=FAULTS, seed=7, hang_s=3,
-                          retry_after=None, retry_after_ms=20, log_bodies=False)
+    config = ServerConfig(
+        latency_s=0.01,
+        fault_rates=FAULTS,
+        seed=7,
+        hang_s=3,
+        retry_after=None,
+        retry_after_ms=20,
+        log_bodies=False,
+    )
     with ProcessServer(config) as server:
         out = tmp_path / "notes.jsonl"
         summary = asyncio.run(run(server.url, out))

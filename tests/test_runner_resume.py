@@ -63,10 +63,22 @@ def run(
     async def go() -> RunSummary:
         backend = OpenAIBackend("gpt-4o-mini", base_url=url)
         db = RequestCache(cache) if cache else None
-        cfg = {"concurrency": 8, "timeout_s": 2.0, "backoff_base_s": 0.01, "progress": False,
-               **config}
-        runner = Runner(backend, out, params=params or SamplingParams(), config=RunConfig(**cfg),
-                        cache=db, prices=PriceTable(), response_model=response_model)
+        cfg = {
+            "concurrency": 8,
+            "timeout_s": 2.0,
+            "backoff_base_s": 0.01,
+            "progress": False,
+            **config,
+        }
+        runner = Runner(
+            backend,
+            out,
+            params=params or SamplingParams(),
+            config=RunConfig(**cfg),
+            cache=db,
+            prices=PriceTable(),
+            response_model=response_model,
+        )
         if stop_after is not None:
             asyncio.get_running_loop().call_later(stop_after, runner.request_stop)
         try:
@@ -146,8 +158,13 @@ def test_cache_makes_a_rerun_free(server: ThreadServer, tmp_path: Path) -> None:
     a, b = read_records(tmp_path / "a.jsonl"), read_records(tmp_path / "b.jsonl")
     assert all(a[k].text == b[k].text and b[k].cached and b[k].attempts == 0 for k in a)
     # Other sampling parameters are other requests: the cache does not answer them.
-    third = run(server.url, tmp_path / "c.jsonl", make_jobs(5), cache=cache,
-                params=SamplingParams(temperature=0.1))
+    third = run(
+        server.url,
+        tmp_path / "c.jsonl",
+        make_jobs(5),
+        cache=cache,
+        params=SamplingParams(temperature=0.1),
+    )
     assert third.cached == 0 and server.stats()["arrivals"] == 5
 
 
@@ -204,14 +221,23 @@ def test_fingerprint_covers_what_the_data_depends_on_only(
     server: ThreadServer, tmp_path: Path
 ) -> None:
     base: dict[str, Any] = {
-        "kg_hash": "k", "recipe": "r", "template_hash": "t", "backend": "openai", "model": "m",
+        "kg_hash": "k",
+        "recipe": "r",
+        "template_hash": "t",
+        "backend": "openai",
+        "model": "m",
         "params": {"temperature": 0.7, "max_tokens": 10},
     }
     fp = fingerprint(**base)
     assert fp == fingerprint(**{**base, "params": {"max_tokens": 10, "temperature": 0.7}})
-    for field, value in [("kg_hash", "k2"), ("recipe", "r2"), ("template_hash", "t2"),
-                         ("backend", "vllm"), ("model", "m2"),
-                         ("params", {"temperature": 0.8, "max_tokens": 10})]:
+    for field, value in [
+        ("kg_hash", "k2"),
+        ("recipe", "r2"),
+        ("template_hash", "t2"),
+        ("backend", "vllm"),
+        ("model", "m2"),
+        ("params", {"temperature": 0.8, "max_tokens": 10}),
+    ]:
         assert fingerprint(**{**base, field: value}) != fp
     # Speed settings are not in it: a rerun with other concurrency/timeouts resumes.
     out = tmp_path / "notes.jsonl"

@@ -69,30 +69,42 @@ def test_cycles_in_is_a_and_parent_of() -> None:
     b.add_rel(IsA(start="S:2", end="S:0"))
     b.add_rel(ParentOf(start="ICD10CM:G30", end="ICD10CM:G30"))
     got = [m for m in messages(check_graph(b)) if "cycle" in m]
-    assert got == ["PARENT_OF cycle: ICD10CM:G30 -> ICD10CM:G30",
-                   "IS_A cycle: S:0 -> S:1 -> S:2 -> S:0"]
+    assert got == [
+        "PARENT_OF cycle: ICD10CM:G30 -> ICD10CM:G30",
+        "IS_A cycle: S:0 -> S:1 -> S:2 -> S:0",
+    ]
 
 
 def test_prevalence_shares_sum_to_one_per_attribute() -> None:
     b = base()
-    for sid, attr, share in [("A:1", "age_group", 0.3), ("A:2", "age_group", 0.4),
-                             ("X:1", "sex", 0.6), ("X:2", "sex", 0.395)]:
+    for sid, attr, share in [
+        ("A:1", "age_group", 0.3),
+        ("A:2", "age_group", 0.4),
+        ("X:1", "sex", 0.6),
+        ("X:2", "sex", 0.395),
+    ]:
         b.add_node(Stratum(id=sid, attribute=attr, value=sid))
         b.add_rel(PrevalenceIn(start=D, end=sid, share=share, source=SRC))
     assert messages(check_graph(b)) == [
         "PREVALENCE shares of KGS:disease/v over age_group sum to 0.7, not 1 (±0.01) across 2 "
-        "strata"]
+        "strata"
+    ]
 
 
 def window(wid: str, order: int, start: float, end: float) -> TrajectoryWindow:
-    return TrajectoryWindow(id=wid, name=wid, order=order, start_months=start, end_months=end,
-                            source=SRC)
+    return TrajectoryWindow(
+        id=wid, name=wid, order=order, start_months=start, end_months=end, source=SRC
+    )
 
 
 def test_windows_distinct_ordered_and_not_overlapping() -> None:
     b = base()
-    for w in (window("W:1", 0, -60, -12), window("W:2", 1, -24, 0), window("W:3", 2, -120, -60),
-              window("W:4", 2, 0, 12)):
+    for w in (
+        window("W:1", 0, -60, -12),
+        window("W:2", 1, -24, 0),
+        window("W:3", 2, -120, -60),
+        window("W:4", 2, 0, 12),
+    ):
         b.add_node(w)
         b.add_rel(HasWindow(start=D, end=w.id))
     got = messages(check_graph(b))
@@ -112,7 +124,8 @@ def test_window_category_frequencies_per_scheme() -> None:
     b.add_rel(InCategory(start="S:1", end="C:3"))
     b.add_rel(Observes(start="W:1", end="S:1", frequency=0.9, source=SRC))  # not summed
     assert messages(check_graph(b)) == [
-        "OBSERVES frequencies of window W:1 over the 'a' categories sum to 0.8, not 1 (±0.01)"]
+        "OBSERVES frequencies of window W:1 over the 'a' categories sum to 0.8, not 1 (±0.01)"
+    ]
 
 
 def test_numbers_need_sources_that_resolve_and_strata_that_exist() -> None:
@@ -125,8 +138,14 @@ def test_numbers_need_sources_that_resolve_and_strata_that_exist() -> None:
     b.add_rel(Risk(start=D, end="R:1", prevalence=0.2, stratum="R:1", source=SRC))
     got = check_graph(b)
     fields = sorted((p.field, p.severity) for p in got)
-    assert fields == [("id", "warning"), ("prevalence", "error"), ("source", "error"),
-                      ("source", "error"), ("stratum", "error"), ("weight", "error")]
+    assert fields == [
+        ("id", "warning"),
+        ("prevalence", "error"),
+        ("source", "error"),
+        ("source", "error"),
+        ("stratum", "error"),
+        ("weight", "error"),
+    ]
     text = " | ".join(messages(got))
     assert "cites 'KGS:source/missing', which is not a Source node" in text
     assert "stratum 'R:1' is not a Stratum node" in text
@@ -148,24 +167,50 @@ def test_validate_against_the_live_graph(store: GraphStore) -> None:
     write_batch(store, batch)
     assert validate_store(store) == []
     new = GraphBatch()  # a third age stratum breaks the live shares; live-only issues are not
-    new.add_node(Stratum(id="KGS:stratum/age/85+", attribute="age_group", value="85+"),
-                 Location("more.yaml", 4))
-    new.add_rel(PrevalenceIn(start="KGS:disease/fix-ad", end="KGS:stratum/age/85+", share=0.2,
-                             source="KGS:source/fix-a"), Location("more.yaml", 7))
-    new.add_rel(Presents(start="KGS:disease/fix-ad", end="KGS:symptom/memory", weight=0.4,
-                         source="KGS:source/nope"), Location("more.yaml", 9))
+    new.add_node(
+        Stratum(id="KGS:stratum/age/85+", attribute="age_group", value="85+"),
+        Location("more.yaml", 4),
+    )
+    new.add_rel(
+        PrevalenceIn(
+            start="KGS:disease/fix-ad",
+            end="KGS:stratum/age/85+",
+            share=0.2,
+            source="KGS:source/fix-a",
+        ),
+        Location("more.yaml", 7),
+    )
+    new.add_rel(
+        Presents(
+            start="KGS:disease/fix-ad",
+            end="KGS:symptom/memory",
+            weight=0.4,
+            source="KGS:source/nope",
+        ),
+        Location("more.yaml", 9),
+    )
     got = sorted(validate(new, store))
-    assert [(str(p.location), p.field) for p in got] == [("more.yaml:7", "share"),
-                                                         ("more.yaml:9", "source")]
+    assert [(str(p.location), p.field) for p in got] == [
+        ("more.yaml:7", "share"),
+        ("more.yaml:9", "source"),
+    ]
     assert "sum to 1.2" in got[0].message
 
 
 @pytest.mark.parametrize("share", [0.406, 0.5])
-def test_updating_a_live_share_is_checked_with_its_siblings(store: GraphStore,
-                                                           share: float) -> None:
+def test_updating_a_live_share_is_checked_with_its_siblings(
+    store: GraphStore, share: float
+) -> None:
     batch, _ = read_paths([BASELINE])
     write_batch(store, batch)
     new = GraphBatch()
-    new.add_rel(PrevalenceIn(start="KGS:disease/fix-ad", end="KGS:stratum/age/65-74",
-                             share=share, source="KGS:source/fix-a"), Location("u.yaml", 2))
+    new.add_rel(
+        PrevalenceIn(
+            start="KGS:disease/fix-ad",
+            end="KGS:stratum/age/65-74",
+            share=share,
+            source="KGS:source/fix-a",
+        ),
+        Location("u.yaml", 2),
+    )
     assert bool(validate(new, store)) is (share != 0.406)

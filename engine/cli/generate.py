@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
+from engine.cli.options import ByPrevalenceOpt, DiseaseOpt, IcdOpt, Weighting, WeightingOpt
 from engine.errors import EngineError
 from engine.llm.base import LLMRequest, SamplingParams
 from engine.llm.factory import (
@@ -46,12 +47,6 @@ class BackendChoice(StrEnum):
     template = "template"
 
 
-class Weighting(StrEnum):
-    prevalence = "prevalence"
-    log_frequency = "log-frequency"
-    uniform = "uniform"
-
-
 def _source(
     ctx: typer.Context,
     specs: Path | None,
@@ -66,12 +61,16 @@ def _source(
 ) -> JobSource:
     if specs is not None:
         if recipe or icd or disease or by_prevalence:
-            raise EngineError("--specs replaces planning: drop --recipe/--icd/--disease/"
-                              "--by-prevalence, or drop --specs")
+            raise EngineError(
+                "--specs replaces planning: drop --recipe/--icd/--disease/"
+                "--by-prevalence, or drop --specs"
+            )
         return from_specs_file(specs)
     if not recipe or n is None:
-        raise EngineError("say what to generate: --recipe R (--icd CODE | --disease NAME | "
-                          "--by-prevalence) -n N, or --specs specs.jsonl")
+        raise EngineError(
+            "say what to generate: --recipe R (--icd CODE | --disease NAME | "
+            "--by-prevalence) -n N, or --specs specs.jsonl"
+        )
     from engine.cli.plan import parse_settings
     from engine.plan import Planner, PlanRequest
     from kg.cli import store_from_context
@@ -89,8 +88,9 @@ def _source(
         )
     except ValidationError as err:
         detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-        raise EngineError(f"generate: {detail} (--icd CODE[,CODE], --disease NAME or "
-                          "--by-prevalence)") from None
+        raise EngineError(
+            f"generate: {detail} (--icd CODE[,CODE], --disease NAME or --by-prevalence)"
+        ) from None
     with store_from_context(ctx) as store:
         planner = Planner(store, request)
     return from_planner(planner)
@@ -118,11 +118,18 @@ def _backend_settings(
         else:
             backend = BackendChoice.openai
             if not model:
-                raise EngineError(f"an LLM endpoint is configured: pass --model (or set "
-                                  f"{ENV_MODEL}), or choose --backend template")
+                raise EngineError(
+                    f"an LLM endpoint is configured: pass --model (or set "
+                    f"{ENV_MODEL}), or choose --backend template"
+                )
     return BackendSettings(
-        kind=backend.value, model=model, base_url=base_url, api_key_env=api_key_env,
-        device=device, batch_size=batch_size, ingest=ingest,
+        kind=backend.value,
+        model=model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        device=device,
+        batch_size=batch_size,
+        ingest=ingest,
     )
 
 
@@ -166,8 +173,10 @@ def _report(summary: RunSummary, backend_name: str) -> None:
     if backend_name == "template":
         _err.print("[yellow]template backend: rule-based notes, no LLM was used[/]")
     if summary.file_failed:
-        _err.print(f"[yellow]{summary.file_failed} record(s) failed (see their reason field); "
-                   "rerun the same command to retry them[/]")
+        _err.print(
+            f"[yellow]{summary.file_failed} record(s) failed (see their reason field); "
+            "rerun the same command to retry them[/]"
+        )
     if summary.status == "interrupted":
         _err.print("[yellow]interrupted: rerun the same command to resume[/]")
 
@@ -176,62 +185,76 @@ def generate(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write/resume.")],
     recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Recipe to plan.")] = None,
-    icd: Annotated[str | None, typer.Option(help="ICD-10-CM code(s), comma-separated.")] = None,
-    disease: Annotated[list[str] | None, typer.Option(help="Disease id or name (repeatable).")]
-    = None,
-    by_prevalence: Annotated[bool, typer.Option("--by-prevalence",
-                                                help="Draw codes by the graph's prevalence.")]
-    = False,
-    code_weighting: Annotated[Weighting, typer.Option(help="Code weighting for "
-                                                      "--by-prevalence.")] = Weighting.prevalence,
-    specs: Annotated[Path | None, typer.Option(help="Read specs (or jobs) from this JSONL "
-                                               "instead of planning.")] = None,
-    n: Annotated[int | None, typer.Option("-n", "--n", min=1, help="Records per code/disease "
-                                          "(the total for --by-prevalence).")] = None,
+    icd: IcdOpt = None,
+    disease: DiseaseOpt = None,
+    by_prevalence: ByPrevalenceOpt = False,
+    code_weighting: WeightingOpt = Weighting.prevalence,
+    specs: Annotated[
+        Path | None, typer.Option(help="Read specs (or jobs) from this JSONL instead of planning.")
+    ] = None,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n", "--n", min=1, help="Records per code/disease (the total for --by-prevalence)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE.")]
-    = None,
-    backend: Annotated[BackendChoice | None, typer.Option(
-        help="LLM backend (default: openai when an endpoint is configured, else template).")]
-    = None,
-    model: Annotated[str | None, typer.Option(help=f"Model name or local path; env {ENV_MODEL}.")]
-    = None,
-    base_url: Annotated[str | None, typer.Option(help=f"OpenAI-compatible endpoint; env "
-                                                 f"{ENV_BASE_URL}.")] = None,
-    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")]
-    = ENV_API_KEY,
-    temperature: Annotated[float | None, typer.Option(min=0, help="Default: the recipe's.")]
-    = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE.")
+    ] = None,
+    backend: Annotated[
+        BackendChoice | None,
+        typer.Option(
+            help="LLM backend (default: openai when an endpoint is configured, else template)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help=f"Model name or local path; env {ENV_MODEL}.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help=f"OpenAI-compatible endpoint; env {ENV_BASE_URL}.")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key.")
+    ] = ENV_API_KEY,
+    temperature: Annotated[float | None, typer.Option(min=0, help="Default: the recipe's.")] = None,
     top_p: Annotated[float, typer.Option(min=0, max=1)] = 1.0,
     max_tokens: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1, help="Most requests in flight "
-                                                    "(AIMD lowers it on 429/503).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Most requests in flight (AIMD lowers it on 429/503).")
+    ] = None,
     max_attempts: Annotated[int, typer.Option(min=1, help="Attempts per record.")] = 5,
-    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per request (remote "
-                                           "backends).")] = 120.0,
-    cache: Annotated[Path | None, typer.Option(help="Request cache (default: beside -o).")]
-    = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the request cache.")]
-    = False,
-    prices: Annotated[Path | None, typer.Option(help="JSON price table, USD per 1M tokens.")]
-    = None,
-    batch_file: Annotated[Path | None, typer.Option(help="Batch requests to write "
-                                                    "(--backend batch).")] = None,
-    ingest: Annotated[Path | None, typer.Option(help="Batch output to ingest "
-                                                "(--backend batch).")] = None,
-    device: Annotated[str, typer.Option(help="transformers device: auto, cpu, cuda, mps.")]
-    = "auto",
-    batch_size: Annotated[int | None, typer.Option(
-        min=1, help="Local backends' batch size (default: transformers 8, vllm 256).")] = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
-                                                  help="Default: when stderr is a terminal.")]
-    = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds per request (remote backends).")
+    ] = 120.0,
+    cache: Annotated[Path | None, typer.Option(help="Request cache (default: beside -o).")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not use the request cache.")
+    ] = False,
+    prices: Annotated[
+        Path | None, typer.Option(help="JSON price table, USD per 1M tokens.")
+    ] = None,
+    batch_file: Annotated[
+        Path | None, typer.Option(help="Batch requests to write (--backend batch).")
+    ] = None,
+    ingest: Annotated[
+        Path | None, typer.Option(help="Batch output to ingest (--backend batch).")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="transformers device: auto, cpu, cuda, mps.")
+    ] = "auto",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Local backends' batch size (default: transformers 8, vllm 256)."),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Default: when stderr is a terminal."),
+    ] = None,
 ) -> None:
     """Generate notes: one JSONL record per spec, with provenance; rerun to resume."""
-    settings = _backend_settings(backend, model, base_url, api_key_env, device, batch_size,
-                                 ingest)
-    source = _source(ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed,
-                     set_)
+    settings = _backend_settings(backend, model, base_url, api_key_env, device, batch_size, ingest)
+    source = _source(ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed, set_)
     gen = source.generation
     try:
         params = SamplingParams(
@@ -246,8 +269,13 @@ def generate(
     if settings.kind == "batch" and settings.ingest is None:
         if not settings.model:
             raise EngineError("--backend batch needs --model (the model the batch will run)")
-        _write_batch_file(source, output, batch_file or output.with_name(
-            f"{output.stem}.batch.jsonl"), settings.model, params)
+        _write_batch_file(
+            source,
+            output,
+            batch_file or output.with_name(f"{output.stem}.batch.jsonl"),
+            settings.model,
+            params,
+        )
         return
     local = settings.kind in DEFAULT_BATCH  # keep two batches queued for local engines
     default_concurrency = 2 * (batch_size or DEFAULT_BATCH[settings.kind]) if local else 16
@@ -276,13 +304,21 @@ async def _run(
     prices: Path | None,
 ) -> RunSummary:
     backend = make_backend(settings)
-    cache = None if no_cache or not backend.cacheable else RequestCache(
-        cache_path or default_cache_path(output))
+    cache = (
+        None
+        if no_cache or not backend.cacheable
+        else RequestCache(cache_path or default_cache_path(output))
+    )
     try:
         runner = Runner(
-            backend, output, params=params, config=config, cache=cache,
+            backend,
+            output,
+            params=params,
+            config=config,
+            cache=cache,
             prices=PriceTable.load(prices, discount=0.5 if settings.kind == "batch" else 1.0),
-            manifest_extra={"source": source.provenance}, console=_err,
+            manifest_extra={"source": source.provenance},
+            console=_err,
         )
         return await runner.run(source.jobs, total=source.total)
     finally:

@@ -8,6 +8,7 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engine.cli import generate as generate_cli
 from engine.cli import plan as plan_cli
@@ -63,11 +64,13 @@ def main() -> None:
     except ValidationFailed as err:
         for problem in sorted(err.problems):
             colour = "red" if problem.severity == "error" else "yellow"
-            _err.print(f"[{colour}]{problem.severity}[/{colour}] {problem}", highlight=False)
-        _err.print(f"[red]error:[/red] {err}", highlight=False)
+            _err.print(
+                f"[{colour}]{problem.severity}[/{colour}] {escape(str(problem))}", highlight=False
+            )
+        _err.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         sys.exit(1)
     except KgError as err:
-        _err.print(f"[red]error:[/red] {err}", highlight=False)
+        _err.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/yellow]")

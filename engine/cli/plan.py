@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.cli.options import ByPrevalenceOpt, DiseaseOpt, IcdOpt, Weighting, WeightingOpt
 from engine.errors import EngineError
 from engine.plan import Planner, PlanRequest, batch_line
 from engine.recipes import recipes
@@ -25,12 +26,6 @@ PROGRESS_FROM = 5_000
 class Format(StrEnum):
     specs = "specs"
     openai_batch = "openai-batch"
-
-
-class Weighting(StrEnum):
-    prevalence = "prevalence"
-    log_frequency = "log-frequency"
-    uniform = "uniform"
 
 
 def parse_settings(items: list[str] | None) -> dict[str, Any]:
@@ -52,37 +47,42 @@ def _request(**fields: Any) -> PlanRequest:
         return PlanRequest(**fields)
     except ValidationError as err:
         detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-        raise EngineError(f"plan: {detail} (--icd CODE[,CODE], --disease NAME or "
-                          "--by-prevalence)") from None
+        raise EngineError(
+            f"plan: {detail} (--icd CODE[,CODE], --disease NAME or --by-prevalence)"
+        ) from None
 
 
 def plan(
     ctx: typer.Context,
     recipe: Annotated[str, typer.Option("--recipe", "-r", help=f"One of: {', '.join(recipes())}.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")],
-    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Records per code/disease "
-                                   "(the total for --by-prevalence).")],
-    icd: Annotated[str | None, typer.Option(help="ICD-10-CM code(s), comma-separated.")] = None,
-    disease: Annotated[list[str] | None, typer.Option(help="Disease id or name (repeatable).")]
-    = None,
-    by_prevalence: Annotated[bool, typer.Option("--by-prevalence",
-                                                help="Draw codes by the graph's prevalence.")]
-    = False,
-    code_weighting: Annotated[Weighting, typer.Option(help="Code weighting for --by-prevalence.")]
-    = Weighting.prevalence,
+    n: Annotated[
+        int,
+        typer.Option(
+            "-n", "--n", min=1, help="Records per code/disease (the total for --by-prevalence)."
+        ),
+    ],
+    icd: IcdOpt = None,
+    disease: DiseaseOpt = None,
+    by_prevalence: ByPrevalenceOpt = False,
+    code_weighting: WeightingOpt = Weighting.prevalence,
     seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
-    fmt: Annotated[Format, typer.Option("--format", help="specs or openai-batch lines.")]
-    = Format.specs,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="specs or openai-batch lines.")
+    ] = Format.specs,
     model: Annotated[str | None, typer.Option(help="Model name (openai-batch).")] = None,
-    temperature: Annotated[float | None, typer.Option(help="LLM temperature (openai-batch; "
-                                                      "default: the recipe's).")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="LLM max_tokens (openai-batch; "
-                                                   "default: the recipe's).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE "
-                                                   "(repeatable; see docs/recipes.md).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="LLM temperature (openai-batch; default: the recipe's).")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="LLM max_tokens (openai-batch; default: the recipe's).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Recipe parameter KEY=VALUE (repeatable; see docs/recipes.md)."),
+    ] = None,
     start: Annotated[int, typer.Option(min=0, help="First record index to write.")] = 0,
-    stop: Annotated[int | None, typer.Option(min=0, help="Stop before this record index.")]
-    = None,
+    stop: Annotated[int | None, typer.Option(min=0, help="Stop before this record index.")] = None,
 ) -> None:
     """Plan records: one JSON line per record, identical for identical inputs and seed."""
     request = _request(
@@ -117,8 +117,9 @@ def plan(
     try:
         with (
             tmp.open("w", encoding="utf-8", newline="\n") as fh,
-            Progress(*columns, console=_err, transient=True,
-                     disable=total < PROGRESS_FROM) as progress,
+            Progress(
+                *columns, console=_err, transient=True, disable=total < PROGRESS_FROM
+            ) as progress,
         ):
             task = progress.add_task("plan", total=total)
             for i, spec in enumerate(planner.iter_specs(start, stop), 1):

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from engine.llm.base import LLMRequest, LLMResponse, TransientError
+from engine.llm.base import Backend, LLMRequest, LLMResponse, TransientError
 
 GenerateFn = Callable[[list[LLMRequest]], list[LLMResponse]]
 _Item = tuple[LLMRequest, "asyncio.Future[LLMResponse]"]
@@ -82,3 +82,16 @@ class MicroBatcher:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
         self._executor.shutdown(wait=True)
+
+
+class BatchedBackend(Backend):
+    """A local engine: concurrent requests are micro-batched onto one worker thread."""
+
+    local = True
+    _batcher: MicroBatcher
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return await self._batcher.submit(request)
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()

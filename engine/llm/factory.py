@@ -49,7 +49,8 @@ def make_backend(settings: BackendSettings) -> Backend:
         from engine.llm.transformers_backend import TransformersBackend
 
         return TransformersBackend(
-            settings.model, device=settings.device,
+            settings.model,
+            device=settings.device,
             batch_size=settings.batch_size or DEFAULT_BATCH[kind],
         )
     if kind == "vllm":

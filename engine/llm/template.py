@@ -77,7 +77,9 @@ def realize(spec: Mapping[str, Any]) -> str:
     complaint = (
         f"{rng.choice(_REPORTS)} {', '.join(terms[:-1])} and {terms[-1]}"
         if len(terms) > 1
-        else f"{rng.choice(_REPORTS)} {terms[0]}" if terms else "has no new complaints"
+        else f"{rng.choice(_REPORTS)} {terms[0]}"
+        if terms
+        else "has no new complaints"
     )
     window = spec.get("window")
     timing = f" This visit takes place {window['phrase']}." if isinstance(window, Mapping) else ""

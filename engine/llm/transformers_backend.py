@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.llm.base import Backend, LLMRequest, LLMResponse, Messages, Usage
-from engine.llm.batching import MicroBatcher
+from engine.llm.base import LLMRequest, LLMResponse, Messages, Usage
+from engine.llm.batching import BatchedBackend, MicroBatcher
 
 
 def pick_device(choice: str) -> str:
@@ -34,11 +34,10 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(BatchedBackend):
     """``model_path`` is a local directory holding a causal LM and its tokenizer."""
 
     name = "transformers"
-    local = True
 
     def __init__(
         self, model_path: str, *, device: str = "auto", batch_size: int = 8, dtype: str = "auto"
@@ -120,19 +119,16 @@ class TransformersBackend(Backend):
             results.append(
                 LLMResponse(
                     raw=text,
-                    usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_new,
-                                total_tokens=n_prompt + n_new),
+                    usage=Usage(
+                        prompt_tokens=n_prompt,
+                        completion_tokens=n_new,
+                        total_tokens=n_prompt + n_new,
+                    ),
                     finish_reason=finish,
                     served_model=self.model,
                 )
             )
         return results
-
-    async def complete(self, request: LLMRequest) -> LLMResponse:
-        return await self._batcher.submit(request)
-
-    async def aclose(self) -> None:
-        await self._batcher.aclose()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import EngineError
-from engine.llm.base import Backend, LLMRequest, LLMResponse, Usage
-from engine.llm.batching import MicroBatcher
+from engine.llm.base import LLMRequest, LLMResponse, Usage
+from engine.llm.batching import BatchedBackend, MicroBatcher
 
 
 def _structured(schema: dict[str, Any]) -> dict[str, Any]:
@@ -26,11 +26,10 @@ def _structured(schema: dict[str, Any]) -> dict[str, Any]:
         return {"guided_decoding": GuidedDecodingParams(json=schema)}
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(BatchedBackend):
     """``model`` is a Hugging Face id or local path that vLLM can load."""
 
     name = "vllm"
-    local = True
 
     def __init__(
         self, model: str, *, batch_size: int = 256, engine_kwargs: dict[str, Any] | None = None
@@ -78,19 +77,16 @@ class VLLMBackend(Backend):
             results.append(
                 LLMResponse(
                     raw=completion.text,
-                    usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_new,
-                                total_tokens=n_prompt + n_new),
+                    usage=Usage(
+                        prompt_tokens=n_prompt,
+                        completion_tokens=n_new,
+                        total_tokens=n_prompt + n_new,
+                    ),
                     finish_reason=completion.finish_reason,
                     served_model=self.model,
                 )
             )
         return results
-
-    async def complete(self, request: LLMRequest) -> LLMResponse:
-        return await self._batcher.submit(request)
-
-    async def aclose(self) -> None:
-        await self._batcher.aclose()
 
     def describe(self) -> dict[str, Any]:
         return {

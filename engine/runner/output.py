@@ -81,7 +81,8 @@ class OutputLog:
             self.repaired_bytes = size - keep
             log.warning(
                 "%s: dropped a partial last line (%d bytes) left by an interrupted run",
-                self.path, self.repaired_bytes,
+                self.path,
+                self.repaired_bytes,
             )
             with self.path.open("r+b") as fh:
                 fh.truncate(keep)

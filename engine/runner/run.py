@@ -183,13 +183,17 @@ class Runner:
         cfg = self.config
         self._state = self._out.load()
         self._summary = RunSummary(
-            status="complete", output=str(self.output), manifest=str(self.manifest),
+            status="complete",
+            output=str(self.output),
+            manifest=str(self.manifest),
             repaired_bytes=self._out.repaired_bytes,
         )
         self._fingerprints: set[str] = set()
         self._limiter = AimdLimiter(
-            cfg.concurrency, minimum=min(cfg.min_concurrency, cfg.concurrency),
-            initial=cfg.initial_concurrency, increase_every=cfg.increase_every,
+            cfg.concurrency,
+            minimum=min(cfg.min_concurrency, cfg.concurrency),
+            initial=cfg.initial_concurrency,
+            increase_every=cfg.increase_every,
         )
         self._started, self._started_at = time.monotonic(), _now()
         self._history = self._previous_runs()
@@ -273,8 +277,12 @@ class Runner:
     async def _process(self, job: GenerationJob, fp: str) -> None:
         cfg, backend = self.config, self.backend
         request = LLMRequest(
-            request_id=job.record_id, messages=job.messages, params=self.params,
-            seed=job.seed, json_schema=self._schema, spec=job.spec,
+            request_id=job.record_id,
+            messages=job.messages,
+            params=self.params,
+            seed=job.seed,
+            json_schema=self._schema,
+            spec=job.spec,
         )
         started, started_at = time.monotonic(), _now()
         key = None
@@ -287,8 +295,17 @@ class Runner:
                 except LLMError:
                     pass  # unusable cached answer: ask again
                 else:
-                    self._write(job, fp, "ok", started, started_at, response=hit, parsed=parsed,
-                                attempts=0, cached=True)
+                    self._write(
+                        job,
+                        fp,
+                        "ok",
+                        started,
+                        started_at,
+                        response=hit,
+                        parsed=parsed,
+                        attempts=0,
+                        cached=True,
+                    )
                     return
         errors: list[str] = []
         last_s: float | None = None
@@ -322,22 +339,43 @@ class Runner:
                 self._successes += 1
                 if key is not None and self.cache is not None:
                     self.cache.put(key, backend.name, backend.model, job.record_id, response)
-                self._write(job, fp, "ok", started, started_at, response=response, parsed=parsed,
-                            attempts=attempt, errors=errors, last_s=last_s)
+                self._write(
+                    job,
+                    fp,
+                    "ok",
+                    started,
+                    started_at,
+                    response=response,
+                    parsed=parsed,
+                    attempts=attempt,
+                    errors=errors,
+                    last_s=last_s,
+                )
                 return
             errors.append(f"attempt {attempt}: {error}")
             self._check_reachable(error)
             if not error.retryable or attempt == cfg.max_attempts:
                 break
             delay = backoff_delay(
-                attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_max_s,
+                attempt,
+                base_s=cfg.backoff_base_s,
+                cap_s=cfg.backoff_max_s,
                 retry_after=getattr(error, "retry_after", None),
                 max_retry_after_s=cfg.max_retry_after_s,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-        self._write(job, fp, "failed", started, started_at, attempts=len(errors),
-                    errors=errors, last_s=last_s, reason=errors[-1].split(": ", 1)[1])
+        self._write(
+            job,
+            fp,
+            "failed",
+            started,
+            started_at,
+            attempts=len(errors),
+            errors=errors,
+            last_s=last_s,
+            reason=errors[-1].split(": ", 1)[1],
+        )
 
     def _check_reachable(self, error: LLMError) -> None:
         if not isinstance(error, ConnectionFailed) or self._successes:
@@ -410,8 +448,7 @@ class Runner:
             s.usage = s.usage + usage
             if cost is not None:
                 s.cost_usd = (s.cost_usd or 0.0) + cost
-        self._progress.advance(ok=s.ok, failed=s.failed, cached=s.cached,
-                               limit=self._limiter.limit)
+        self._progress.advance(ok=s.ok, failed=s.failed, cached=s.cached, limit=self._limiter.limit)
 
     # -- manifest --------------------------------------------------------------------------
 
@@ -443,8 +480,18 @@ class Runner:
             "finished_at": None if status == "running" else _now(),
             "elapsed_s": round(time.monotonic() - self._started, 3),
             **s.model_dump(
-                include={"seen", "skipped", "ok", "failed", "cached", "attempts", "overloads",
-                         "repaired_bytes", "cost_usd", "peak_in_flight"}
+                include={
+                    "seen",
+                    "skipped",
+                    "ok",
+                    "failed",
+                    "cached",
+                    "attempts",
+                    "overloads",
+                    "repaired_bytes",
+                    "cost_usd",
+                    "peak_in_flight",
+                }
             ),
             "usage": s.usage.model_dump(),
             "concurrency": {"min": min(limits), "max": max(limits)},

@@ -71,8 +71,12 @@ class SymptomSampler:
         if not present:
             raise EngineError(f"{profile.disease} has no symptoms with PRESENTS weights")
         self.refs = [
-            SymptomRef(id=s.id, name=s.name, weight=s.weight,
-                       categories=tuple(c.name for c in s.categories))
+            SymptomRef(
+                id=s.id,
+                name=s.name,
+                weight=s.weight,
+                categories=tuple(c.name for c in s.categories),
+            )
             for s in present
         ]
         self.logits = np.array([s.weight for s in present], dtype=np.float64) / temperature
@@ -93,8 +97,9 @@ class ExampleSampler:
     """MedSyn's optional example note: with probability ``probability``, one note uniformly."""
 
     def __init__(self, profile: DiseaseProfile, probability: float = 1.0) -> None:
-        self.examples = [ExampleRef(id=e.id, origin=e.origin, text=e.text)
-                         for e in profile.examples]
+        self.examples = [
+            ExampleRef(id=e.id, origin=e.origin, text=e.text) for e in profile.examples
+        ]
         self.probability = probability if self.examples else 0.0
 
     def sample(self, run_seed: int, indices: IntArray) -> list[tuple[ExampleRef, ...]]:

@@ -19,4 +19,3 @@ def report_sections(profile: DiseaseProfile) -> tuple[Section, ...]:
             "shared ones not tied to any disease); add them to the seed to use mh_report"
         )
     return sections
-

@@ -78,8 +78,10 @@ class PersonaSampler:
             for value, _ in rows:
                 pieces = value.split(JOINT)
                 if len(pieces) != len(parts[attr]):
-                    raise EngineError(f"{profile.disease}: stratum value {value!r} does not match "
-                                      f"joint attribute {attr!r}")
+                    raise EngineError(
+                        f"{profile.disease}: stratum value {value!r} does not match "
+                        f"joint attribute {attr!r}"
+                    )
                 for name, piece in zip(parts[attr], pieces, strict=True):
                     values.setdefault(name, [])
                     if piece not in values[name]:
@@ -91,8 +93,9 @@ class PersonaSampler:
         self.age_attribute = next((a for a in AGE_ATTRIBUTES if a in self.values), None)
         self._ages = self._age_table(open_age_span)
         self.factors = sorted({r.id for r in profile.risks})
-        self._factor_refs = {r.id: RiskFactorRef(id=r.id, name=r.name, kind=r.kind)
-                             for r in profile.risks}
+        self._factor_refs = {
+            r.id: RiskFactorRef(id=r.id, name=r.name, kind=r.kind) for r in profile.risks
+        }
         self._risk_rules = {f: [r for r in profile.risks if r.id == f] for f in self.factors}
         self.n_uniforms = len(self.tables) + 1 + len(self.factors)
         self._cache: dict[tuple[tuple[str, ...], int, int], Persona] = {}
@@ -109,8 +112,10 @@ class PersonaSampler:
                 continue  # a joint table already gives this marginal
             rows = by_attr[attr]
             codes = np.array(
-                [[self._code[n][p] for n, p in zip(names, v.split(JOINT), strict=True)]
-                 for v, _ in rows],
+                [
+                    [self._code[n][p] for n, p in zip(names, v.split(JOINT), strict=True)]
+                    for v, _ in rows
+                ],
                 dtype=np.int64,
             )
             probs = normalised([s for _, s in rows], f"{self.disease}: shares of {attr}")
@@ -188,12 +193,18 @@ class PersonaSampler:
 
     def personas(self, batch: PersonaBatch) -> list[Persona]:
         """The batch as ``Persona`` objects (equal personas share one frozen object)."""
-        names = [np.array(self.values[a], dtype=object)[batch.values[a]].tolist()
-                 for a in self.attributes]
+        names = [
+            np.array(self.values[a], dtype=object)[batch.values[a]].tolist()
+            for a in self.attributes
+        ]
         masks = (batch.risks * (1 << np.arange(len(self.factors)))).sum(axis=1).tolist()
         out = []
-        for row, age, mask in zip(zip(*names, strict=True) if names else
-                                  [()] * len(masks), batch.ages.tolist(), masks, strict=True):
+        for row, age, mask in zip(
+            zip(*names, strict=True) if names else [()] * len(masks),
+            batch.ages.tolist(),
+            masks,
+            strict=True,
+        ):
             key = (row, age, mask)
             persona = self._cache.get(key)
             if persona is None:
@@ -202,8 +213,9 @@ class PersonaSampler:
                 persona = Persona(
                     age=age if age >= 0 else None,
                     attributes=dict(zip(self.attributes, row, strict=True)),
-                    risk_factors=tuple(self._factor_refs[f] for j, f in enumerate(self.factors)
-                                       if mask >> j & 1),
+                    risk_factors=tuple(
+                        self._factor_refs[f] for j, f in enumerate(self.factors) if mask >> j & 1
+                    ),
                 )
                 self._cache[key] = persona
             out.append(persona)

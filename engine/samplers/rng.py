@@ -114,7 +114,7 @@ def stage_words(
     const = _INIT_B
     with np.errstate(over="ignore"):
         for j in range(n_words):
-            value = (pools[j % _POOL] ^ _U32(const))
+            value = pools[j % _POOL] ^ _U32(const)
             const = (const * _MULT_B) & _MASK
             value = value * _U32(const)
             out[:, j] = value ^ (value >> _U32(16))

@@ -15,8 +15,9 @@ def normalised(weights: ArrayLike, what: str) -> FloatArray:
     """``weights`` scaled to sum to 1; negative, non-finite or all-zero weights are errors."""
     w = np.asarray(weights, dtype=np.float64)
     if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise EngineError(f"{what}: weights must be non-negative and not all zero, "
-                          f"got {w.tolist()}")
+        raise EngineError(
+            f"{what}: weights must be non-negative and not all zero, got {w.tolist()}"
+        )
     return w / w.sum()
 
 

@@ -66,9 +66,15 @@ def describe_window(start: float, end: float) -> str:
 
 
 def window_ref(w: WindowInfo) -> WindowRef:
-    return WindowRef(id=w.id, name=w.name, order=w.order, start_months=w.start_months,
-                     end_months=w.end_months, phrase=describe_window(w.start_months, w.end_months),
-                     diagnosed=w.start_months >= 0)
+    return WindowRef(
+        id=w.id,
+        name=w.name,
+        order=w.order,
+        start_months=w.start_months,
+        end_months=w.end_months,
+        phrase=describe_window(w.start_months, w.end_months),
+        diagnosed=w.start_months >= 0,
+    )
 
 
 @dataclass(frozen=True)
@@ -92,13 +98,17 @@ class TrajectorySampler:
         name = profile.disease
         schemes = profile.schemes()
         if not profile.windows or not schemes:
-            raise EngineError(f"{name} has no trajectory windows with category frequencies "
-                              "(OBSERVES); it cannot drive the trajectory sampler")
+            raise EngineError(
+                f"{name} has no trajectory windows with category frequencies "
+                "(OBSERVES); it cannot drive the trajectory sampler"
+            )
         if scheme is None:
             scheme = schemes[0]
         elif scheme not in schemes:
-            raise EngineError(f"{name} has no window frequencies for category scheme {scheme!r}; "
-                              f"schemes with frequencies: {', '.join(schemes)}")
+            raise EngineError(
+                f"{name} has no window frequencies for category scheme {scheme!r}; "
+                f"schemes with frequencies: {', '.join(schemes)}"
+            )
         self.scheme = scheme
         self.windows = profile.windows
         self.window_refs = [window_ref(w) for w in profile.windows]
@@ -111,8 +121,12 @@ class TrajectorySampler:
         if not pool:
             raise EngineError(f"{name}: no symptom is in a category of scheme {scheme!r}")
         pool.sort(key=lambda p: (p[1], p[0].id))
-        observed = {(o.target_id, o.name) for w in profile.windows for o in w.observations
-                    if o.kind == "SymptomCategory" and o.scheme == scheme}
+        observed = {
+            (o.target_id, o.name)
+            for w in profile.windows
+            for o in w.observations
+            if o.kind == "SymptomCategory" and o.scheme == scheme
+        }
         self.categories = sorted({(p[1], p[2]) for p in pool} | observed)
         cat_index = {c[0]: i for i, c in enumerate(self.categories)}
         n_w, n_c = len(self.windows), len(self.categories)
@@ -122,8 +136,9 @@ class TrajectorySampler:
                 if o.kind == "SymptomCategory" and o.scheme == scheme:
                     freq[i, cat_index[o.target_id]] = o.frequency
             if freq[i].sum() <= 0:
-                raise EngineError(f"{name}: window {w.name!r} has no frequencies for scheme "
-                                  f"{scheme!r}")
+                raise EngineError(
+                    f"{name}: window {w.name!r} has no frequencies for scheme {scheme!r}"
+                )
         self.category_probs = freq / freq.sum(axis=1, keepdims=True)
         self._category_cum = cumulative(self.category_probs)
         self.expected_keywords = keyword_multiplier * freq.sum(axis=1)
@@ -146,8 +161,10 @@ class TrajectorySampler:
         with np.errstate(divide="ignore"):
             self._log_weights = np.log(weights)
         self.keywords = [
-            [Keyword(text=form, symptom_id=s.id, symptom=s.name, category_id=cid, category=cname)
-             for form in s.surface_forms]
+            [
+                Keyword(text=form, symptom_id=s.id, symptom=s.name, category_id=cid, category=cname)
+                for form in s.surface_forms
+            ]
             for s, cid, cname in pool
         ]
         self._n_forms = np.array([len(k) for k in self.keywords], dtype=np.int64)
@@ -158,8 +175,10 @@ class TrajectorySampler:
         have = all(w is not None for w in weights)
         if mode == "graph" and not have:
             missing = [w.name for w in profile.windows if w.weight is None]
-            raise EngineError(f"{profile.disease}: windows without a weight: {', '.join(missing)}; "
-                              "use window_weights=uniform")
+            raise EngineError(
+                f"{profile.disease}: windows without a weight: {', '.join(missing)}; "
+                "use window_weights=uniform"
+            )
         if mode == "uniform" or not have:
             return np.full(len(weights), 1.0 / len(weights))
         return normalised([float(w or 0.0) for w in weights], f"{profile.disease}: window weights")
@@ -172,8 +191,9 @@ class TrajectorySampler:
         k = np.floor(lam) + (u[:, 1] < lam - np.floor(lam))
         k = np.clip(k, self.min_keywords, self.k_max).astype(np.int64)
         slots = 2 + np.arange(self.k_max)
-        cats = draw_rows(self._category_cum, np.repeat(win, self.k_max),
-                         u[:, slots].ravel()).reshape(n, self.k_max)
+        cats = draw_rows(
+            self._category_cum, np.repeat(win, self.k_max), u[:, slots].ravel()
+        ).reshape(n, self.k_max)
         used = np.arange(self.k_max)[None, :] < k[:, None]
         counts = np.zeros((n, len(self.categories)), dtype=np.int64)
         np.add.at(counts, (np.repeat(np.arange(n), self.k_max)[used.ravel()], cats[used]), 1)
@@ -194,8 +214,11 @@ class TrajectorySampler:
         top = min(self.k_max, p)
         ranked = np.where(chosen, keys, -np.inf)
         cols = np.argpartition(-ranked, top - 1, axis=1)[:, :top]
-        cols = np.take_along_axis(cols, np.argsort(-np.take_along_axis(ranked, cols, axis=1),
-                                                   axis=1, kind="stable"), axis=1)
+        cols = np.take_along_axis(
+            cols,
+            np.argsort(-np.take_along_axis(ranked, cols, axis=1), axis=1, kind="stable"),
+            axis=1,
+        )
         forms = np.floor(u[:, base + p : base + p + top] * self._n_forms[cols]).astype(np.int64)
         per_record = chosen.sum(axis=1).tolist()
         out = []

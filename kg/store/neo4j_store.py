@@ -76,12 +76,12 @@ class Neo4jStore(GraphStore):
         first = cypher.strip().splitlines()[0][:80] if cypher.strip() else ""
         return QueryError(f"Neo4j rejected the query ({code}): {err.message} [{first}]")
 
-    def read(self, cypher: str, params: Params | None = None) -> Rows:
+    def _execute(self, cypher: str, params: Params | None, routing: RoutingControl) -> Rows:
         try:
             records, _, _ = self._driver.execute_query(
                 cypher,
                 dict(params or {}),
-                routing_=RoutingControl.READ,
+                routing_=routing,
                 database_=self.settings.database,
             )
         except ClientError as err:
@@ -90,19 +90,11 @@ class Neo4jStore(GraphStore):
             raise StoreConnectionError(f"lost Neo4j at {self.display_uri}: {err}") from None
         return [{k: _plain(v) for k, v in r.items()} for r in records]
 
+    def read(self, cypher: str, params: Params | None = None) -> Rows:
+        return self._execute(cypher, params, RoutingControl.READ)
+
     def write(self, cypher: str, params: Params | None = None) -> Rows:
-        try:
-            records, _, _ = self._driver.execute_query(
-                cypher,
-                dict(params or {}),
-                routing_=RoutingControl.WRITE,
-                database_=self.settings.database,
-            )
-        except ClientError as err:
-            raise self._query_error(err, cypher) from None
-        except ServiceUnavailable as err:
-            raise StoreConnectionError(f"lost Neo4j at {self.display_uri}: {err}") from None
-        return [{k: _plain(v) for k, v in r.items()} for r in records]
+        return self._execute(cypher, params, RoutingControl.WRITE)
 
     def run_statements(self, statements: Iterable[Statement], *, atomic: bool) -> None:
         stmts = list(statements)
