@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from pydantic import SecretStr
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.settings import GraphSettings
-from kg.store import GraphStore, open_store
-from kg.store.falkor_store import FalkorStore
+from stores import embedded_store, neo4j_store
+
+from kg.store import GraphStore
 from loaders.icd10cm import icd10cm_batch, icd_rows
 from loaders.seed import seed
 
@@ -86,28 +83,13 @@ def main() -> None:
     build_s = time.perf_counter() - t0
     results: dict[str, dict[str, float]] = {}
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(GraphSettings(uri=f"embedded:{Path(tmp) / 'bench.db'}"))
+    with embedded_store() as store:
         results["embedded"] = measure("embedded", store)
-        assert isinstance(store, FalkorStore)
-        store.close()
 
     if not args.skip_neo4j:
-        from tests.neo4j_server import ensure_neo4j, stop
-
-        conn = ensure_neo4j()
-        try:
-            settings = GraphSettings(
-                uri=conn.uri, username=conn.username, password=SecretStr(conn.password)
-            )
-            store = open_store(settings)
-            print(f"neo4j: {conn.version} at {conn.uri}; warming the JVM", flush=True)
-            store.clear()
+        with neo4j_store() as store:
             seed(store, ["symp"])
             results["neo4j"] = measure("neo4j", store)
-            store.close()
-        finally:
-            stop()
 
     print(f"BENCH kg_build_icd10cm_s {build_s:.2f} s")
     for backend, fig in results.items():

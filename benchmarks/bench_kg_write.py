@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stores import embedded_store, neo4j_store
+
 from kg.batch import GraphBatch
 from kg.model import Disease, Presents, Symptom
-from kg.settings import GraphSettings
-from kg.store import GraphStore, open_store
+from kg.store import GraphStore
 from kg.store.base import DEFAULT_BATCH, node_merge_cypher, rel_merge_cypher
-from kg.store.falkor_store import FalkorStore
 from kg.store.writer import batch_statements, resolve_endpoints, write_batch
 
 SAMPLE = 2_000
@@ -135,31 +133,16 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(GraphSettings(uri=f"embedded:{Path(tmp) / 'bench.db'}"))
+    with embedded_store() as store:
         results["embedded"] = measure("embedded", store, args.nodes, args.rels)
-        assert isinstance(store, FalkorStore)
-        store.close()
 
     if not args.skip_neo4j:
-        from tests.neo4j_server import ensure_neo4j, stop
-
-        conn = ensure_neo4j()
-        try:
-            settings = GraphSettings(
-                uri=conn.uri, username=conn.username, password=SecretStr(conn.password)
-            )
-            store = open_store(settings)
-            print(f"neo4j: {conn.version} at {conn.uri}; warming the JVM", flush=True)
+        with neo4j_store() as store:
             warm_nodes, warm_rels = make_batches(20_000, 60_000, seed=3, prefix="w")
-            store.clear()
             write_batch(store, warm_nodes, atomic=False)
             write_batch(store, warm_rels, atomic=False)
             results["neo4j"] = measure("neo4j", store, args.nodes, args.rels)
             store.clear()
-            store.close()
-        finally:
-            stop()
 
     for backend, figures in results.items():
         print(f"BENCH {backend}_nodes_per_s {figures['nodes_per_s']:.0f} rows/s")
