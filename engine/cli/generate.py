@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
-from engine.cli.options import ByPrevalenceOpt, DiseaseOpt, IcdOpt, Weighting, WeightingOpt
+from engine.cli.options import (
+    ByPrevalenceOpt,
+    DiseaseOpt,
+    IcdOpt,
+    Weighting,
+    WeightingOpt,
+    plan_request,
+)
 from engine.errors import EngineError
 from engine.llm.base import LLMRequest, SamplingParams
 from engine.llm.factory import (
@@ -30,10 +37,12 @@ from engine.llm.factory import (
     make_backend,
 )
 from engine.llm.pricing import PriceTable
+from engine.plan import Planner
 from engine.runner.cache import RequestCache
 from engine.runner.output import OutputLog, default_cache_path
 from engine.runner.run import RunConfig, Runner, RunSummary
 from engine.runner.sources import JobSource, from_planner, from_specs_file
+from kg.cli import store_from_context
 
 ENV_MODEL = "KGSYNTH_MODEL"
 _err = Console(stderr=True, soft_wrap=True)
@@ -71,26 +80,17 @@ def _source(
             "say what to generate: --recipe R (--icd CODE | --disease NAME | "
             "--by-prevalence) -n N, or --specs specs.jsonl"
         )
-    from engine.cli.plan import parse_settings
-    from engine.plan import Planner, PlanRequest
-    from kg.cli import store_from_context
-
-    try:
-        request = PlanRequest(
-            recipe=recipe,
-            icd=tuple(c.strip() for c in icd.split(",") if c.strip()) if icd else (),
-            disease=tuple(disease or ()),
-            by_prevalence=by_prevalence,
-            code_weighting=code_weighting.value,
-            n=n,
-            seed=seed,
-            params=parse_settings(settings),
-        )
-    except ValidationError as err:
-        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-        raise EngineError(
-            f"generate: {detail} (--icd CODE[,CODE], --disease NAME or --by-prevalence)"
-        ) from None
+    request = plan_request(
+        "generate",
+        recipe=recipe,
+        icd=icd,
+        disease=disease,
+        by_prevalence=by_prevalence,
+        code_weighting=code_weighting,
+        n=n,
+        seed=seed,
+        settings=settings,
+    )
     with store_from_context(ctx) as store:
         planner = Planner(store, request)
     return from_planner(planner)

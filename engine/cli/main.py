@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -58,9 +57,7 @@ _err = Console(stderr=True, soft_wrap=True)
 def main() -> None:
     """Entry point: user errors become one clear message and a non-zero exit, no traceback."""
     try:
-        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app()  # standalone: usage errors print the usage and exit 2, typer.Exit(n) exits n
     except ValidationFailed as err:
         for problem in sorted(err.problems):
             colour = "red" if problem.severity == "error" else "yellow"
@@ -75,14 +72,6 @@ def main() -> None:
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/yellow]")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        _err.print("[yellow]aborted[/yellow]")
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+
+from engine.errors import EngineError
+from engine.plan import PlanRequest
 
 
 class Weighting(StrEnum):
@@ -20,3 +25,48 @@ ByPrevalenceOpt = Annotated[
     bool, typer.Option("--by-prevalence", help="Draw codes by the graph's prevalence.")
 ]
 WeightingOpt = Annotated[Weighting, typer.Option(help="Code weighting for --by-prevalence.")]
+
+
+def parse_settings(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` recipe parameters; VALUE is read as JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EngineError(f"--set {item!r} must look like KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def plan_request(
+    command: str,
+    *,
+    recipe: str,
+    icd: str | None,
+    disease: list[str] | None,
+    by_prevalence: bool,
+    code_weighting: Weighting,
+    n: int,
+    seed: int,
+    settings: list[str] | None,
+) -> PlanRequest:
+    """The planner's request from the options; a bad combination is one clear error."""
+    try:
+        return PlanRequest(
+            recipe=recipe,
+            icd=tuple(c.strip() for c in icd.split(",") if c.strip()) if icd else (),
+            disease=tuple(disease or ()),
+            by_prevalence=by_prevalence,
+            code_weighting=code_weighting.value,
+            n=n,
+            seed=seed,
+            params=parse_settings(settings),
+        )
+    except ValidationError as err:
+        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise EngineError(
+            f"{command}: {detail} (--icd CODE[,CODE], --disease NAME or --by-prevalence)"
+        ) from None

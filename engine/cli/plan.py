@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine.cli.options import ByPrevalenceOpt, DiseaseOpt, IcdOpt, Weighting, WeightingOpt
+from engine.cli.options import (
+    ByPrevalenceOpt,
+    DiseaseOpt,
+    IcdOpt,
+    Weighting,
+    WeightingOpt,
+    plan_request,
+)
 from engine.errors import EngineError
-from engine.plan import Planner, PlanRequest, batch_line
+from engine.plan import Planner, batch_line
 from engine.recipes import recipes
 from kg.cli import store_from_context
 
@@ -26,30 +31,6 @@ PROGRESS_FROM = 5_000
 class Format(StrEnum):
     specs = "specs"
     openai_batch = "openai-batch"
-
-
-def parse_settings(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` recipe parameters; VALUE is read as JSON when it parses, else a string."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise EngineError(f"--set {item!r} must look like KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
-def _request(**fields: Any) -> PlanRequest:
-    try:
-        return PlanRequest(**fields)
-    except ValidationError as err:
-        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-        raise EngineError(
-            f"plan: {detail} (--icd CODE[,CODE], --disease NAME or --by-prevalence)"
-        ) from None
 
 
 def plan(
@@ -85,15 +66,16 @@ def plan(
     stop: Annotated[int | None, typer.Option(min=0, help="Stop before this record index.")] = None,
 ) -> None:
     """Plan records: one JSON line per record, identical for identical inputs and seed."""
-    request = _request(
+    request = plan_request(
+        "plan",
         recipe=recipe,
-        icd=tuple(c.strip() for c in icd.split(",") if c.strip()) if icd else (),
-        disease=tuple(disease or ()),
+        icd=icd,
+        disease=disease,
         by_prevalence=by_prevalence,
-        code_weighting=code_weighting.value,
+        code_weighting=code_weighting,
         n=n,
         seed=seed,
-        params=parse_settings(set_),
+        settings=set_,
     )
     if fmt is Format.openai_batch and not model:
         raise EngineError("--format openai-batch needs --model (the model the batch will run)")
