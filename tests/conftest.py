@@ -77,6 +77,16 @@ def store(request: pytest.FixtureRequest) -> GraphStore:
 
 
 @pytest.fixture(scope="session")
+def graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded database file holding the engine fixture graph (tests/engine_graph.py)."""
+    from tests.engine_graph import open_engine_store
+
+    path = tmp_path_factory.mktemp("graph") / "g.db"
+    open_engine_store(path).close()
+    return path
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real ontology files); missing data fails under CI, skips elsewhere."""
     if not SHARED_DATA.is_dir():

@@ -12,19 +12,11 @@ import pytest
 
 from engine.provenance import fingerprint
 from engine.runner import read_records
-from tests.engine_graph import open_engine_store
 from tests.llm_server import ServerConfig, ThreadServer
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
 SENTINEL = "sk-kgsynth-SENTINEL-7f3a9c1e5b"
-
-
-@pytest.fixture(scope="module")
-def graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("graph") / "g.db"
-    open_engine_store(path).close()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,10 @@ from typing import Any
 import pytest
 
 from engine.runner import read_records
-from tests.engine_graph import open_engine_store
 from tests.llm_server import ThreadServer, note_text
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("graph") / "g.db"
-    open_engine_store(path).close()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -38,15 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def graph_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("plan") / "graph.db"
-    open_engine_store(path).close()
-    return path
-
-
-@pytest.fixture(scope="module")
-def store(graph_path: Path) -> Iterator[FalkorStore]:
-    st = open_embedded(graph_path)
+def store(graph: Path) -> Iterator[FalkorStore]:
+    st = open_embedded(graph)
     yield st
     st.close()  # also stops the server the CLI subprocesses reconnected to
 
@@ -81,14 +74,14 @@ def test_specs_do_not_depend_on_batching_or_slicing(
     assert len({json.loads(x)["record_id"] for x in full}) == len(full)
 
 
-def test_specs_are_identical_in_another_process(store: GraphStore, graph_path: Path) -> None:
+def test_specs_are_identical_in_another_process(store: GraphStore, graph: Path) -> None:
     expected = digest(lines(Planner(store, REQUESTS[0]), 5000, 6000))
     script = (
         "import hashlib, sys\n"
         "from kg.settings import GraphSettings\n"
         "from kg.store import open_store\n"
         "from engine.plan import Planner, PlanRequest\n"
-        f"store = open_store(GraphSettings(uri='embedded:{graph_path}'))\n"
+        f"store = open_store(GraphSettings(uri='embedded:{graph}'))\n"
         "p = Planner(store, PlanRequest.model_validate_json(sys.argv[1]))\n"
         "out = [s.model_dump_json() for s in p.iter_specs(5000, 6000, 97)]\n"
         "print(hashlib.sha256('\\n'.join(out).encode()).hexdigest())\n"
@@ -209,11 +202,11 @@ def kgsynth(graph: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_plan_twice_gives_identical_files(graph_path: Path, tmp_path: Path) -> None:
+def test_cli_plan_twice_gives_identical_files(graph: Path, tmp_path: Path) -> None:
     outs = []
     for name in ("a.jsonl", "b.jsonl"):
         result = kgsynth(
-            graph_path,
+            graph,
             "plan",
             "--recipe",
             "dualalign",
@@ -240,10 +233,10 @@ def test_cli_plan_twice_gives_identical_files(graph_path: Path, tmp_path: Path) 
     )
 
 
-def test_cli_openai_batch_lines_have_the_batch_api_shape(graph_path: Path, tmp_path: Path) -> None:
+def test_cli_openai_batch_lines_have_the_batch_api_shape(graph: Path, tmp_path: Path) -> None:
     out = tmp_path / "batch.jsonl"
     result = kgsynth(
-        graph_path,
+        graph,
         "plan",
         "--recipe",
         "medsyn",
@@ -291,10 +284,10 @@ def test_cli_openai_batch_lines_have_the_batch_api_shape(graph_path: Path, tmp_p
     ],
 )
 def test_cli_errors_are_one_clear_line(
-    graph_path: Path, tmp_path: Path, args: list[str], message: str
+    graph: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
     out = tmp_path / "x.jsonl"
-    result = kgsynth(graph_path, "plan", *args, "-n", "2", "-o", str(out))
+    result = kgsynth(graph, "plan", *args, "-n", "2", "-o", str(out))
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not out.exists() and not list(tmp_path.glob(".x.jsonl.tmp-*"))
