@@ -119,11 +119,7 @@ class TransformersBackend(BatchedBackend):
             results.append(
                 LLMResponse(
                     raw=text,
-                    usage=Usage(
-                        prompt_tokens=n_prompt,
-                        completion_tokens=n_new,
-                        total_tokens=n_prompt + n_new,
-                    ),
+                    usage=Usage.counted(n_prompt, n_new),
                     finish_reason=finish,
                     served_model=self.model,
                 )

@@ -77,11 +77,7 @@ class VLLMBackend(BatchedBackend):
             results.append(
                 LLMResponse(
                     raw=completion.text,
-                    usage=Usage(
-                        prompt_tokens=n_prompt,
-                        completion_tokens=n_new,
-                        total_tokens=n_prompt + n_new,
-                    ),
+                    usage=Usage.counted(n_prompt, n_new),
                     finish_reason=completion.finish_reason,
                     served_model=self.model,
                 )

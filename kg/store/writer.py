@@ -27,10 +27,10 @@ Endpoints = dict[tuple[str, str, str], tuple[str, str]]
 def existing_ids(store: GraphStore, label: str, ids: list[str]) -> set[str]:
     """The subset of ``ids`` that exist as ``label`` nodes in ``store``."""
     found: set[str] = set()
-    for part in chunks([{"id": i} for i in ids], DEFAULT_BATCH):
+    for start in range(0, len(ids), DEFAULT_BATCH):
         rows = store.read(
             f"UNWIND $ids AS i MATCH (n:{checked_label(label)} {{id: i}}) RETURN n.id AS id",
-            {"ids": [r["id"] for r in part]},
+            {"ids": ids[start : start + DEFAULT_BATCH]},
         )
         found.update(r["id"] for r in rows)
     return found
