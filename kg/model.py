@@ -27,6 +27,11 @@ def _curie(value: str) -> str:
 
 Curie = Annotated[str, AfterValidator(_curie)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Age = Annotated[int, Field(ge=0, le=130)]
+#: How a curated number stands to its source (see docs/curation.md).
+Status = Literal["measured", "estimate"]
+Sex = Literal["female", "male"]
+FrequencyClass = Literal["obligate", "very_frequent", "frequent", "occasional", "very_rare"]
 
 
 def icd_code_error(code: str, kind: str = "code") -> str | None:
@@ -51,6 +56,27 @@ class Entity(BaseModel):
     remarks: str | None = None
 
 
+class Curated(BaseModel):
+    """``status`` of every number of the row: ``measured`` (the cited source prints it) or
+    ``estimate`` (derived, mapped or chosen; ``remarks`` give the basis)."""
+
+    status: Status | None = None
+
+
+class Bounded(BaseModel):
+    """Inclusive age bounds (years) and a sex that a persona must meet."""
+
+    min_age: Age | None = None
+    max_age: Age | None = None
+    sex: Sex | None = None
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Bounded:
+        if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
+            raise ValueError(f"min_age ({self.min_age}) is above max_age ({self.max_age})")
+        return self
+
+
 class Source(Entity):
     label: ClassVar[str] = "Source"
     citation: str = Field(min_length=3)
@@ -59,13 +85,17 @@ class Source(Entity):
     license: str | None = None
 
 
-class Disease(Entity):
+class Disease(Bounded, Curated, Entity):
+    """``min_age``/``max_age``/``sex`` restrict the persona at diagnosis; ``stage_scale``
+    names the scale of the ``stage`` numbers of its PRESENTS and windows."""
+
     label: ClassVar[str] = "Disease"
     name: str = Field(min_length=1)
     synonyms: list[str] = Field(default_factory=list)
     description: str | None = None
     prevalence: Probability | None = None
     xrefs: list[str] = Field(default_factory=list)
+    stage_scale: str | None = Field(default=None, min_length=1)
 
 
 class IcdCode(Entity):
@@ -88,7 +118,9 @@ class IcdCode(Entity):
         return self
 
 
-class Symptom(Entity):
+class Symptom(Bounded, Curated, Entity):
+    """``min_age``/``max_age``/``sex``: who the symptom can be written for (visit age)."""
+
     label: ClassVar[str] = "Symptom"
     name: str = Field(min_length=1)
     synonyms: list[str] = Field(default_factory=list)
@@ -103,13 +135,18 @@ class SymptomCategory(Entity):
     description: str | None = None
 
 
-class TrajectoryWindow(Entity):
+class TrajectoryWindow(Curated, Entity):
+    """``weight``: share of records in the window; ``keyword_density``: mean symptom
+    keyword mentions per note; ``stage``: the most advanced stage the window reaches."""
+
     label: ClassVar[str] = "TrajectoryWindow"
     name: str = Field(min_length=1)
     order: int = Field(ge=0)
     start_months: float
     end_months: float
     weight: Probability | None = None
+    keyword_density: float | None = Field(default=None, gt=0.0)
+    stage: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _check_span(self) -> TrajectoryWindow:
@@ -192,7 +229,9 @@ class Relationship(BaseModel):
     remarks: str | None = None
 
 
-class CodedAs(Relationship):
+class CodedAs(Bounded, Curated, Relationship):
+    """``min_age``/``max_age``/``sex`` restrict the persona at diagnosis for this code."""
+
     type: ClassVar[str] = "CODED_AS"
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "IcdCode"),)
     primary: bool = False
@@ -212,10 +251,15 @@ class IsA(Relationship):
     )
 
 
-class Presents(Relationship):
+class Presents(Curated, Relationship):
+    """``weight``: frequency (share of patients with the symptom); absent with no
+    ``frequency_class``: an unweighted association. ``stage``: earliest stage it shows."""
+
     type: ClassVar[str] = "PRESENTS"
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Symptom"),)
-    weight: Probability
+    weight: Probability | None = None
+    frequency_class: FrequencyClass | None = None
+    stage: int | None = Field(default=None, ge=0)
 
 
 class InCategory(Relationship):
@@ -228,7 +272,7 @@ class HasWindow(Relationship):
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "TrajectoryWindow"),)
 
 
-class Observes(Relationship):
+class Observes(Curated, Relationship):
     type: ClassVar[str] = "OBSERVES"
     ends: ClassVar[tuple[tuple[str, str], ...]] = (
         ("TrajectoryWindow", "SymptomCategory"),
@@ -237,13 +281,13 @@ class Observes(Relationship):
     frequency: Probability
 
 
-class PrevalenceIn(Relationship):
+class PrevalenceIn(Curated, Relationship):
     type: ClassVar[str] = "PREVALENCE"
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Stratum"),)
     share: Probability
 
 
-class Risk(Relationship):
+class Risk(Curated, Relationship):
     """Risk factor prevalence among people with the disease, optionally within a stratum.
 
     A conditional table is several RISK relationships between the same pair, one per
@@ -254,6 +298,14 @@ class Risk(Relationship):
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "RiskFactor"),)
     prevalence: Probability
     stratum: Curie | None = None
+
+
+class CoreCriterion(Relationship):
+    """The disease requires at least one symptom of each ``group`` (one row per member)."""
+
+    type: ClassVar[str] = "CORE_CRITERION"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Symptom"),)
+    group: str = Field(min_length=1)
 
 
 class TreatedWith(Relationship):
@@ -290,11 +342,12 @@ REL_MODELS: dict[str, type[Relationship]] = {
         TreatedWith,
         GuidedBy,
         ExampleOf,
+        CoreCriterion,
     )
 }
 
 #: Extra properties that, with (type, start, end), identify a relationship.
-REL_KEYS: dict[str, tuple[str, ...]] = {"RISK": ("stratum",)}
+REL_KEYS: dict[str, tuple[str, ...]] = {"RISK": ("stratum",), "CORE_CRITERION": ("group",)}
 
 #: The allow-list of labels and relationship types that may appear in any Cypher text.
 LABELS: frozenset[str] = frozenset(NODE_MODELS)
