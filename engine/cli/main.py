@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from engine.cli import audit as audit_cli
 from engine.cli import generate as generate_cli
 from engine.cli import plan as plan_cli
 from kg.cli import kg_app
@@ -50,6 +51,7 @@ loaders_cli.register(kg_app)
 app.add_typer(kg_app, name="kg")
 plan_cli.register(app)
 generate_cli.register(app)
+audit_cli.register(app, kg_app)
 
 _err = Console(stderr=True, soft_wrap=True)
 
