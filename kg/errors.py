@@ -17,8 +17,16 @@ class StoreConnectionError(KgError):
     """The graph store cannot be reached or refused the credentials."""
 
 
+class StoreBusy(StoreConnectionError):
+    """The embedded server runs but does not answer in time (loading, saving, stuck)."""
+
+
 class QueryError(KgError):
     """A Cypher statement failed (syntax, unknown query, missing parameter)."""
+
+
+class QueryTimeout(QueryError):
+    """A query ran past the query timeout and was stopped on the server."""
 
 
 class ReadOnlyError(QueryError):

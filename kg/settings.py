@@ -9,15 +9,19 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from platformdirs import user_config_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from kg.errors import KgError
+from kg.redact import display_url
 
 ENV_URI = "KGSYNTH_GRAPH_URI"
+ENV_NEO4J_URI = "NEO4J_URI"  # the Neo4j convention (scripts/neo4j-local env, Aura files)
 ENV_USER = "NEO4J_USERNAME"
 ENV_PASSWORD = "NEO4J_PASSWORD"
 ENV_DATABASE = "NEO4J_DATABASE"
 ENV_CONFIG = "KGSYNTH_CONFIG"
+ENV_QUERY_TIMEOUT = "KGSYNTH_QUERY_TIMEOUT"
+DEFAULT_QUERY_TIMEOUT = 60.0
 NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 
 
@@ -35,6 +39,10 @@ class GraphSettings(BaseModel):
     password: SecretStr | None = None
     database: str | None = None
     graph: str = "kgsynth"
+    #: seconds a read query may run before the server stops it
+    query_timeout: float = Field(default=DEFAULT_QUERY_TIMEOUT, gt=0)
+    #: which flag, variable or file chose ``uri`` (shown by ``kg info``)
+    uri_source: str = "default"
 
     @model_validator(mode="before")
     @classmethod
@@ -73,12 +81,7 @@ class GraphSettings(BaseModel):
     @property
     def display_uri(self) -> str:
         """The URI with any user:password part removed."""
-        if self.uri.startswith("embedded:"):
-            return self.uri
-        parts = urlsplit(self.uri)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return self.uri if self.uri.startswith("embedded:") else display_url(self.uri)
 
 
 def _config_file() -> Path | None:
@@ -107,11 +110,45 @@ def _file_settings() -> dict[str, str]:
         raise KgError(f"{path}: [graph] must be a table")
     if "password" in graph:
         raise KgError(f"{path}: [graph].password is not read from files; set {ENV_PASSWORD}")
-    allowed = {"uri", "username", "database", "graph"}
+    allowed = {"uri", "username", "database", "graph", "query_timeout"}
     unknown = set(graph) - allowed
     if unknown:
         raise KgError(f"{path}: unknown [graph] keys {sorted(unknown)}; allowed {sorted(allowed)}")
-    return {k: str(v) for k, v in graph.items()}
+    return {k: str(v) for k, v in graph.items()} | {"file": str(path)}
+
+
+def _query_timeout(flag: float | None, fileset: dict[str, str]) -> float:
+    """The query timeout: flag, then environment, then config file; a bad value names its source."""
+    for value, source in (
+        (flag, "--query-timeout"),
+        (os.environ.get(ENV_QUERY_TIMEOUT), ENV_QUERY_TIMEOUT),
+        (fileset.get("query_timeout"), f"{fileset.get('file')}: [graph].query_timeout"),
+    ):
+        if value is None or value == "":
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0 or seconds == float("inf"):
+            raise KgError(
+                f"{source}: the query timeout must be a positive number of seconds, not {value!r}"
+            )
+        return seconds
+    return DEFAULT_QUERY_TIMEOUT
+
+
+def _uri(flag: str | None, fileset: dict[str, str]) -> tuple[str, str]:
+    """The graph URI and what chose it: flag, then environment, then config file, then default."""
+    for value, source in (
+        (flag, "--uri"),
+        (os.environ.get(ENV_URI), f"env {ENV_URI}"),
+        (os.environ.get(ENV_NEO4J_URI), f"env {ENV_NEO4J_URI}"),
+        (fileset.get("uri"), f"config {fileset.get('file')}"),
+    ):
+        if value:
+            return value, source
+    return default_embedded_uri(), "default"
 
 
 def resolve_settings(
@@ -119,16 +156,25 @@ def resolve_settings(
     username: str | None = None,
     database: str | None = None,
     graph: str | None = None,
+    query_timeout: float | None = None,
 ) -> GraphSettings:
-    """Settings from flags, else environment, else config file, else the embedded default."""
+    """Settings from flags, else environment, else config file, else the embedded default.
+
+    The URI comes from ``--uri``, ``KGSYNTH_GRAPH_URI``, ``NEO4J_URI``, the config file's
+    ``[graph].uri`` or the embedded default, the first that is set.
+    """
     fileset = _file_settings()
     password = os.environ.get(ENV_PASSWORD)
+    chosen_uri, uri_source = _uri(uri, fileset)
+    timeout = _query_timeout(query_timeout, fileset)
     given: dict[str, Any] = {
-        "uri": uri or os.environ.get(ENV_URI) or fileset.get("uri") or default_embedded_uri(),
+        "uri": chosen_uri,
+        "uri_source": uri_source,
         "username": username or os.environ.get(ENV_USER) or fileset.get("username"),
         "password": SecretStr(password) if password else None,
         "database": database or os.environ.get(ENV_DATABASE) or fileset.get("database"),
         "graph": graph or fileset.get("graph"),
+        "query_timeout": timeout,
     }
     settings = GraphSettings(**{k: v for k, v in given.items() if v is not None})
     _ = settings.backend  # fail early on an unsupported scheme

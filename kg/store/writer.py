@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from collections.abc import Collection
 
-from kg.batch import GraphBatch, Location, Problem, RawItem, parse_items
+from kg.batch import GraphBatch, Location, Problem, RawItem, live_item, parse_items
 from kg.errors import ValidationFailed
 from kg.model import NODE_MODELS, REL_KEYS, REL_MODELS, node_props, rel_key, rel_props
 from kg.store.base import (
@@ -137,11 +137,12 @@ def write_batch(
 
     Raises ``ValidationFailed`` before writing anything if an endpoint is missing.
     """
-    endpoints, problems = resolve_endpoints(batch, store)
-    if problems:
-        raise ValidationFailed(problems)
-    started = time.perf_counter()
-    store.run_statements(batch_statements(batch, endpoints, batch_size), atomic=atomic)
+    with store.write_lock():  # endpoints found live stay there until the write is done
+        endpoints, problems = resolve_endpoints(batch, store)
+        if problems:
+            raise ValidationFailed(problems)
+        started = time.perf_counter()
+        store.run_statements(batch_statements(batch, endpoints, batch_size), atomic=atomic)
     return WriteStats(batch.node_count(), batch.rel_count(), time.perf_counter() - started)
 
 
@@ -161,7 +162,7 @@ def read_graph(
         if labels is not None and label not in labels:
             continue
         for row in store.read(f"MATCH (n:{checked_label(label)}) RETURN properties(n) AS p"):
-            items.append(RawItem("node", label, row["p"], where))
+            items.append(live_item("node", label, row["p"], where))
     for rel_type, model in sorted(REL_MODELS.items()):
         if rel_types is not None and rel_type not in rel_types:
             continue
@@ -171,10 +172,8 @@ def read_graph(
                 f"(b:{checked_label(end_label)}) RETURN a.id AS s, b.id AS e, properties(r) AS p"
             )
             for row in store.read(cypher):
-                props = {k: v for k, v in row["p"].items() if k != "rkey"}
-                items.append(
-                    RawItem("rel", rel_type, {"start": row["s"], "end": row["e"], **props}, where)
-                )
+                props = {"start": row["s"], "end": row["e"], **row["p"]}
+                items.append(live_item("rel", rel_type, props, where))
     batch, problems = parse_items(items)
     if problems:
         raise ValidationFailed(problems)
