@@ -1,4 +1,8 @@
-"""A validated set of nodes and relationships to write or export, with where each came from."""
+"""A validated set of nodes and relationships to write or export, with where each came from.
+
+Each item may also record the module (a seed file's ``module:``, else the file's stem)
+that defines it; the store keeps that name in the item's ``module`` property.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ from kg.model import (
     rel_key,
     rel_props,
 )
+
+#: The property that names the module defining a node or relationship in the store.
+MODULE = "module"
+#: Stored properties that are bookkeeping, not model fields.
+BOOKKEEPING = frozenset({MODULE, "rkey"})
 
 
 @total_ordering
@@ -59,6 +68,7 @@ class RawItem:
     name: str
     data: dict[str, Any]
     location: Location
+    module: str = ""
 
 
 @dataclass
@@ -68,6 +78,8 @@ class GraphBatch:
     nodes: dict[str, dict[str, Entity]] = field(default_factory=dict)
     rels: dict[str, dict[tuple[str, ...], Relationship]] = field(default_factory=dict)
     locations: dict[tuple[str, ...], Location] = field(default_factory=dict)
+    #: identity -> the module that defines the item (absent: unknown)
+    modules: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     def add_node(self, node: Entity, location: Location | None = None) -> Problem | None:
         """Add ``node``; a different node under the same id is a problem, a copy is not."""
@@ -114,6 +126,8 @@ class GraphBatch:
             for key, rel in rbucket.items():
                 if (p := self.add_rel(rel, other.locations.get(key))) is not None:
                     problems.append(p)
+        for key, module in other.modules.items():
+            self.modules.setdefault(key, module)
         return problems
 
     def iter_nodes(self) -> Iterator[Entity]:
@@ -124,6 +138,11 @@ class GraphBatch:
         for rtype in sorted(self.rels):
             yield from self.rels[rtype].values()
 
+    def iter_items(self) -> Iterator[Entity | Relationship]:
+        """Every node, then every relationship."""
+        yield from self.iter_nodes()
+        yield from self.iter_rels()
+
     def node_count(self) -> int:
         return sum(len(b) for b in self.nodes.values())
 
@@ -131,11 +150,10 @@ class GraphBatch:
         return sum(len(b) for b in self.rels.values())
 
     def location_of(self, item: Entity | Relationship) -> Location:
-        if isinstance(item, Entity):
-            key: tuple[str, ...] = (item.label, item.id)
-        else:
-            key = rel_key(item.type, item.start, item.end, rel_props(item))
-        return self.locations.get(key, Location(""))
+        return self.locations.get(identity(item), Location(""))
+
+    def module_of(self, item: Entity | Relationship) -> str | None:
+        return self.modules.get(identity(item))
 
     def canonical(self) -> dict[str, Any]:
         """A sorted, JSON-ready form: equal graphs give equal values."""
@@ -154,6 +172,13 @@ class GraphBatch:
                 if bucket
             },
         }
+
+
+def identity(item: Entity | Relationship) -> tuple[str, ...]:
+    """``(label, id)`` for a node, ``rel_key`` for a relationship."""
+    if isinstance(item, Entity):
+        return (item.label, item.id)
+    return rel_key(item.type, item.start, item.end, rel_props(item))
 
 
 def _pydantic_problems(err: ValidationError, location: Location, what: str) -> list[Problem]:
@@ -202,4 +227,12 @@ def parse_items(items: Iterable[RawItem]) -> tuple[GraphBatch, list[Problem]]:
             problem = batch.add_rel(obj, item.location)
         if problem is not None:
             problems.append(problem)
+        elif item.module:
+            batch.modules.setdefault(identity(obj), item.module)
     return batch, problems
+
+
+def live_item(kind: str, name: str, props: dict[str, Any], location: Location) -> RawItem:
+    """A raw item from a stored node's or relationship's properties (bookkeeping split off)."""
+    data = {k: v for k, v in props.items() if k not in BOOKKEEPING}
+    return RawItem(kind, name, data, location, str(props.get(MODULE) or ""))

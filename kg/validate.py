@@ -1,12 +1,15 @@
 """Domain rules a graph must satisfy before anything is written, as pure functions.
 
 ``check_graph`` runs every rule over one batch taken as the whole graph. ``validate``
-checks a batch as it would be after writing it over the live graph: references are
-resolved in the batch, else looked up id by id in the store; the other rules run over the
-live graph (read with ``read_graph``, less the ICD catalogue unless the batch touches
-its hierarchy) with the batch laid over it as ``MERGE ... SET`` would leave it, and only
-the problems that involve the batch are reported. ``validate_store`` checks the live
-graph as it is.
+checks a batch as it would be after writing it over the live graph, reading only the
+batch's neighbourhood (``neighbourhood``): references are looked up id by id; the rules
+run over what they need of the live graph (the sources and strata cited, the sibling
+shares, windows and frequencies of what the batch touches, the categories of its
+symptoms, the ancestors of its hierarchy edges) with the batch laid over it as
+``MERGE ... SET`` would leave it, and only the problems that involve the batch are
+reported: the same verdict as the rules over the whole graph. ``validate_store`` checks
+the live graph as it is. A live graph that cannot be read as valid raises
+``ValidationFailed``.
 """
 
 from __future__ import annotations
@@ -15,17 +18,11 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from itertools import pairwise
 
-from kg.batch import GraphBatch, Location, Problem
+from kg import coherence
+from kg.batch import GraphBatch, Location, Problem, RawItem, live_item, parse_items
 from kg.errors import ValidationFailed
-from kg.model import (
-    NODE_MODELS,
-    REL_MODELS,
-    Entity,
-    ParentOf,
-    Relationship,
-    TrajectoryWindow,
-)
-from kg.store.base import GraphStore
+from kg.model import REL_MODELS, Entity, Relationship, TrajectoryWindow
+from kg.store.base import DEFAULT_BATCH, GraphStore, checked_label, checked_type
 from kg.store.writer import read_graph, resolve_endpoints
 
 ERROR = "error"
@@ -42,9 +39,6 @@ CITED_NUMBERS = {
     "RISK": "prevalence",
 }
 HIERARCHIES = ("PARENT_OF", "IS_A")
-#: Left out of the live context of a load: large, and needed only for references.
-CATALOGUE_LABELS = frozenset({"IcdCode"})
-CATALOGUE_TYPES = frozenset({"PARENT_OF", "CODED_AS"})
 
 Item = Entity | Relationship
 Rule = Callable[[GraphBatch], list[Problem]]
@@ -63,6 +57,7 @@ def overlay(base: GraphBatch, top: GraphBatch) -> GraphBatch:
     for rtype, rbucket in top.rels.items():
         out.rels.setdefault(rtype, {}).update(rbucket)
     out.locations.update(top.locations)
+    out.modules = {**base.modules, **top.modules}
     return out
 
 
@@ -153,7 +148,11 @@ def numbers_cited(batch: GraphBatch) -> list[Problem]:
 
 
 def _cycles(rels: Iterable[Relationship]) -> list[list[Relationship]]:
-    """One list of edges per cycle found by an iterative depth-first search."""
+    """One list of edges per cycle found by an iterative depth-first search.
+
+    Each cycle starts at its smallest id, so it reads the same whichever node the search
+    entered it by.
+    """
     out: dict[str, list[Relationship]] = defaultdict(list)
     for rel in rels:
         out[rel.start].append(rel)
@@ -177,7 +176,9 @@ def _cycles(rels: Iterable[Relationship]) -> list[list[Relationship]]:
             seen = state.get(edge.end)
             if seen == 1:
                 ids = [n for n, _ in stack]
-                cycles.append([*path[ids.index(edge.end) :], edge])
+                cycle = [*path[ids.index(edge.end) :], edge]
+                first = min(range(len(cycle)), key=lambda i: cycle[i].start)
+                cycles.append(cycle[first:] + cycle[:first])
             elif seen is None:
                 state[edge.end] = 1
                 path.append(edge)
@@ -309,6 +310,7 @@ RULES: tuple[Rule, ...] = (
     windows_ordered,
     window_frequencies,
     symptoms_categorised,
+    *coherence.RULES,
 )
 
 
@@ -322,44 +324,143 @@ def validate(batch: GraphBatch, store: GraphStore | None = None) -> list[Problem
     if store is None:
         return check_graph(batch)
     problems = resolve_endpoints(batch, store)[1]
-    live = read_live(store, set(NODE_MODELS) - CATALOGUE_LABELS, set(REL_MODELS) - CATALOGUE_TYPES)
-    if isinstance(live, list):
-        return problems + live
-    if batch.rels.get("PARENT_OF"):
-        _add_parent_of(live, store)
-    merged = overlay(live, batch)
+    merged = overlay(neighbourhood(batch, store), batch)
     return problems + [p for rule in RULES for p in rule(merged) if p.location.file != LIVE]
 
 
-def _add_parent_of(live: GraphBatch, store: GraphStore) -> None:
-    """The live ``PARENT_OF`` edges, as bare (start, end) pairs: all the cycle rule needs."""
-    bucket = live.rels.setdefault("PARENT_OF", {})
-    where = Location(LIVE)
-    for row in store.read(
-        "MATCH (a:IcdCode)-[:PARENT_OF]->(b:IcdCode) RETURN a.id AS s, b.id AS e"
-    ):
-        key = ("PARENT_OF", row["s"], row["e"])
-        bucket[key] = ParentOf.model_construct(start=row["s"], end=row["e"])
-        live.locations[key] = where
-
-
-def read_live(
-    store: GraphStore,
-    labels: Collection[str] | None = None,
-    rel_types: Collection[str] | None = None,
-) -> GraphBatch | list[Problem]:
-    """The live graph (or part of it), or the problems that stop it being read as valid."""
-    try:
-        return read_graph(store, labels, rel_types)
-    except ValidationFailed as err:
-        return err.problems
-
-
 def validate_store(store: GraphStore) -> list[Problem]:
-    """Problems of the live graph as it is."""
-    live = read_live(store)
-    return live if isinstance(live, list) else check_graph(live)
+    """Problems of the live graph as it is (``ValidationFailed`` if it cannot be read)."""
+    return check_graph(read_graph(store))
 
 
 def errors(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == ERROR]
+
+
+# ---------------------------------------------------------------------- neighbourhood
+
+
+def _chunked(ids: Collection[str]) -> Iterable[list[str]]:
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), DEFAULT_BATCH):
+        yield ordered[start : start + DEFAULT_BATCH]
+
+
+def _nodes(store: GraphStore, label: str, ids: Collection[str]) -> list[RawItem]:
+    """The live ``label`` nodes among ``ids``."""
+    cypher = (
+        f"UNWIND $ids AS i MATCH (n:{checked_label(label)} {{id: i}}) RETURN properties(n) AS p"
+    )
+    return [
+        live_item("node", label, row["p"], Location(LIVE))
+        for chunk in _chunked(ids)
+        for row in store.read(cypher, {"ids": chunk})
+    ]
+
+
+def _rels(
+    store: GraphStore, rtype: str, ids: Collection[str], *, into: bool = False
+) -> list[tuple[str, RawItem]]:
+    """The live ``rtype`` relationships out of (``into``: into) the nodes ``ids``.
+
+    Each comes with the label of its far end.
+    """
+    out: list[tuple[str, RawItem]] = []
+    for start_label, end_label in REL_MODELS[rtype].ends:
+        a_key, b_key = ("", " {id: i}") if into else (" {id: i}", "")
+        cypher = (
+            f"UNWIND $ids AS i MATCH (a:{checked_label(start_label)}{a_key})"
+            f"-[r:{checked_type(rtype)}]->(b:{checked_label(end_label)}{b_key}) "
+            "RETURN a.id AS s, b.id AS e, properties(r) AS p"
+        )
+        far = start_label if into else end_label
+        for chunk in _chunked(ids):
+            for row in store.read(cypher, {"ids": chunk}):
+                props = {"start": row["s"], "end": row["e"], **row["p"]}
+                out.append((far, live_item("rel", rtype, props, Location(LIVE))))
+    return out
+
+
+def _ancestors(store: GraphStore, batch: GraphBatch, rtype: str) -> list[RawItem]:
+    """The live ``rtype`` edges on any path into a start of the batch's ``rtype`` edges.
+
+    A cycle through a batch edge ``u -> v`` is a path ``v -> ... -> u``: every edge of it
+    leads into ``u``, so these edges (with the batch's) hold every such cycle.
+    """
+    batch_into: dict[str, list[str]] = defaultdict(list)
+    for rel in batch.rels.get(rtype, {}).values():
+        batch_into[rel.end].append(rel.start)
+    items: list[RawItem] = []
+    seen = {rel.start for rel in batch.rels.get(rtype, {}).values()}
+    frontier = set(seen)
+    while frontier:
+        found = _rels(store, rtype, frontier, into=True)
+        items += [item for _, item in found]
+        parents = {item.data["start"] for _, item in found}
+        parents |= {p for node in frontier for p in batch_into.get(node, [])}
+        frontier = parents - seen
+        seen |= frontier
+    return items
+
+
+def neighbourhood(batch: GraphBatch, store: GraphStore) -> GraphBatch:
+    """What the rules need of the live graph to judge ``batch`` (see the module docstring).
+
+    Every disease the batch touches comes with its context: the disease, its outgoing
+    relationships and their far nodes, its windows' ``OBSERVES``, its symptoms'
+    ``IN_CATEGORY`` and their categories. Also read: the ``Source``s and ``RISK`` strata
+    cited, the batch symptoms' categories and the ancestors of its hierarchy edges.
+    """
+    items: list[RawItem] = []
+    wanted: dict[str, set[str]] = defaultdict(set)  # label -> live node ids to read
+    diseases = _touched_diseases(batch, store)
+    wanted["Disease"] |= diseases
+    windows = set(batch.nodes.get("TrajectoryWindow", {}))
+    windows |= {r.start for r in batch.rels.get("OBSERVES", {}).values()}
+    symptoms = set(batch.nodes.get("Symptom", {}))
+
+    def add(found: list[tuple[str, RawItem]]) -> None:
+        for far, item in found:
+            items.append(item)
+            wanted[far].add(item.data["end"])
+
+    for rtype, model in sorted(REL_MODELS.items()):
+        if any(start == "Disease" for start, _ in model.ends):
+            found = _rels(store, rtype, diseases)
+            add(found)
+            windows |= {i.data["end"] for f, i in found if f == "TrajectoryWindow"}
+            symptoms |= {i.data["end"] for f, i in found if f == "Symptom"}
+    add(_rels(store, "OBSERVES", windows))
+    add(_rels(store, "IN_CATEGORY", symptoms))
+    for rtype in HIERARCHIES:
+        if batch.rels.get(rtype):
+            items += _ancestors(store, batch, rtype)
+    cited: list[Entity | Relationship] = list(batch.iter_items())
+    wanted["Source"] |= {x.source for x in cited if x.source is not None}
+    risks = [*batch.rels.get("RISK", {}).values()]
+    wanted["Stratum"] |= {s for r in risks if (s := getattr(r, "stratum", None))}
+    wanted["Stratum"] |= {
+        str(i.data["stratum"]) for i in items if i.name == "RISK" and i.data.get("stratum")
+    }
+    for label, ids in sorted(wanted.items()):
+        items += _nodes(store, label, ids - set(batch.nodes.get(label, {})))
+    live, problems = parse_items(items)
+    if problems:
+        raise ValidationFailed(problems)
+    return live
+
+
+def _touched_diseases(batch: GraphBatch, store: GraphStore) -> set[str]:
+    """Diseases the batch defines, starts relationships at, or reaches through windows
+    and symptoms it adds or changes."""
+    diseases = set(batch.nodes.get("Disease", {}))
+    for rtype, bucket in batch.rels.items():
+        if any(start == "Disease" for start, _ in REL_MODELS[rtype].ends):
+            diseases |= {r.start for r in bucket.values()}
+    windows = set(batch.nodes.get("TrajectoryWindow", {}))
+    windows |= {r.start for r in batch.rels.get("OBSERVES", {}).values()}
+    symptoms = set(batch.nodes.get("Symptom", {}))
+    symptoms |= {r.start for r in batch.rels.get("IN_CATEGORY", {}).values()}
+    for rtype, ends in (("HAS_WINDOW", windows), ("PRESENTS", symptoms)):
+        diseases |= {item.data["start"] for _, item in _rels(store, rtype, ends, into=True)}
+    return diseases

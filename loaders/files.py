@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from kg.batch import GraphBatch, Location, Problem, RawItem, parse_items
@@ -33,7 +34,10 @@ def read_rdf(path: Path) -> tuple[list[RawItem], list[Problem]]:
 
 
 def read_path(path: Path) -> tuple[list[RawItem], list[Problem]]:
-    """Raw items from one file, or from every supported file in a directory (sorted)."""
+    """Raw items from one file, or from every supported file in a directory (sorted).
+
+    Each item names its module: a seed file's ``module:``, else the file's stem.
+    """
     if path.is_dir():
         items: list[RawItem] = []
         problems: list[Problem] = []
@@ -53,6 +57,11 @@ def read_path(path: Path) -> tuple[list[RawItem], list[Problem]]:
         return items, problems
     if not path.exists():
         return [], [Problem(Location(display_name(path)), "", "no such file or directory")]
+    items, problems = _read_file(path)
+    return [i if i.module else replace(i, module=path.stem) for i in items], problems
+
+
+def _read_file(path: Path) -> tuple[list[RawItem], list[Problem]]:
     suffix = path.suffix.lower()
     if suffix in SEED_SUFFIXES:
         return read_seed(path)

@@ -4,6 +4,11 @@ Parts, in load order: ``catalogue`` (ICD-10-CM from simple-icd-10-cm), ``symp`` 
 Symptom Ontology), ``do`` (Disease Ontology associations; needs catalogue and symp),
 ``alzheimers`` and ``mental_health`` (curated YAML in kg/seed/). A later part's node
 replaces an earlier one with the same id, exactly as writing them in order would.
+
+Writing is bracketed by a marker (``KgsynthMeta {id: 'seed'}``, state ``writing`` then
+``complete``): a seed stopped part-way (Ctrl-C, a crash) leaves ``writing``, which
+``kg validate`` and the next ``kg seed`` report as an incomplete seed. Seeding again
+finishes the job: it writes whatever is missing or different.
 """
 
 from __future__ import annotations
@@ -15,19 +20,22 @@ from functools import reduce
 from pathlib import Path
 
 import kg
-from kg.batch import GraphBatch, Location, Problem, parse_items
+from kg.batch import GraphBatch, Location, Problem, identity, parse_items
 from kg.errors import KgError, ValidationFailed
 from kg.store.base import GraphStore, WriteStats
-from kg.store.writer import write_batch
 from kg.validate import errors, overlay, validate
+from loaders.changes import clobber_problems, diff_batch, subset
 from loaders.disease_ontology import do_batch
 from loaders.obo import read_obo
+from loaders.pipeline import write_owned
 from loaders.yaml_seed import read_seed
 
 SEED_DIR = Path(kg.__file__).resolve().parent / "seed"
 VENDOR = SEED_DIR / "vendor"
 CURATED = {"alzheimers": "alzheimers.yaml", "mental_health": "mental_health.yaml"}
 PARTS = ("catalogue", "symp", "do", *CURATED)
+#: The id of the ``KgsynthMeta`` node that says whether the last seed finished writing.
+MARKER = "seed"
 
 #: Called with (part, event): event is "built", "validated" or "written".
 Progress = Callable[[str, str], None]
@@ -104,13 +112,58 @@ def build_part(name: str) -> tuple[SeedPart, list[Problem]]:
     ), problems + more
 
 
+def _own(part: SeedPart) -> None:
+    """Name the part as the module of its items that come without one."""
+    batch = part.batch
+    for item in batch.iter_items():
+        batch.modules.setdefault(identity(item), part.name)
+
+
+def seed_state(store: GraphStore) -> tuple[str, list[str]] | None:
+    """The seed marker: ``("writing", parts)`` while (or if interrupted while) writing."""
+    rows = store.read(
+        "MATCH (m:KgsynthMeta {id: $id}) RETURN m.state AS state, m.parts AS parts",
+        {"id": MARKER},
+    )
+    if not rows or rows[0]["state"] is None:
+        return None
+    return str(rows[0]["state"]), list(rows[0]["parts"] or [])
+
+
+def incomplete_seed(store: GraphStore) -> Problem | None:
+    """A problem when a ``kg seed`` stopped before it finished writing, else None."""
+    state = seed_state(store)
+    if state is None or state[0] == "complete":
+        return None
+    return Problem(
+        Location("graph"),
+        "",
+        f"incomplete seed: a `kg seed` of {', '.join(state[1])} stopped before it finished "
+        "writing; run `kgsynth kg seed` again",
+    )
+
+
+def _mark(store: GraphStore, state: str, parts: Sequence[str]) -> None:
+    store.write(
+        "MERGE (m:KgsynthMeta {id: $id}) SET m.state = $state, m.parts = $parts",
+        {"id": MARKER, "state": state, "parts": list(parts)},
+    )
+
+
 def seed(
-    store: GraphStore, parts: Sequence[str] = PARTS, progress: Progress | None = None
+    store: GraphStore,
+    parts: Sequence[str] = PARTS,
+    progress: Progress | None = None,
+    *,
+    replace: bool = False,
 ) -> tuple[list[SeedPart], list[Problem]]:
     """Build every part, validate them together against the live graph, then write each.
 
-    Raises ``ValidationFailed`` (nothing written) on any error; returns the parts and the
-    warnings otherwise. Seeding twice changes nothing.
+    Raises ``ValidationFailed`` (nothing written) on any error, or when a part would
+    change an item another (non-seed) module defines and ``replace`` is not set. Only
+    what is added or changed is written, part by part, between a "writing" and a
+    "complete" seed marker. Returns the parts and the warnings; seeding twice writes
+    nothing.
     """
 
     def tell(part: str, event: str) -> None:
@@ -121,16 +174,29 @@ def seed(
     problems: list[Problem] = []
     for name in parts:
         part, found = build_part(name)
+        _own(part)
         built.append(part)
         problems += found
         tell(name, "built")
     if not errors(problems):
         problems += validate(reduce(overlay, (p.batch for p in built), GraphBatch()), store)
+    diffs = [] if errors(problems) else [diff_batch(store, p.batch) for p in built]
+    ours = set(PARTS) | {m for p in built for m in p.batch.modules.values()}
+    for part, diff in zip(built, diffs, strict=True):
+        if not replace:
+            problems += clobber_problems(part.batch, diff.clobbers(part.batch, ours))
     tell("all", "validated")
     if errors(problems):
         raise ValidationFailed(sorted(problems))
     store.apply_schema()
-    for part in built:
-        part.stats = write_batch(store, part.batch, atomic=True)
+    _mark(store, "writing", parts)
+    written: set[tuple[str, ...]] = set()
+    for part, diff in zip(built, diffs, strict=True):
+        # what the part adds or changes, and what an earlier part rewrote (the later wins)
+        keys = {identity(c.item) for c in diff.changes if c.kind != "unchanged"} | written
+        todo = subset(part.batch, keys)
+        part.stats = write_owned(store, todo, part.name)
+        written |= {identity(x) for x in todo.iter_items()}
         tell(part.name, "written")
+    _mark(store, "complete", parts)
     return built, sorted(problems)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import json.decoder
 import json.scanner
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,8 @@ def seed_items(doc: Any, name: str) -> tuple[list[RawItem], list[Problem]]:
         more, found = _section(doc, key, kind, name)
         items += more
         problems += found
+    if isinstance(module, str) and module.strip():
+        items = [replace(item, module=module.strip()) for item in items]
     return items, problems
 
 

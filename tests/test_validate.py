@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from kg.batch import GraphBatch, Location, Problem
+from kg.errors import ValidationFailed
 from kg.model import (
     Disease,
+    Entity,
     HasWindow,
     InCategory,
     IsA,
@@ -16,6 +18,7 @@ from kg.model import (
     ParentOf,
     Presents,
     PrevalenceIn,
+    Relationship,
     Risk,
     RiskFactor,
     Source,
@@ -25,8 +28,8 @@ from kg.model import (
     TrajectoryWindow,
 )
 from kg.store import GraphStore
-from kg.store.writer import write_batch
-from kg.validate import check_graph, overlay, validate, validate_store
+from kg.store.writer import read_graph, resolve_endpoints, write_batch
+from kg.validate import RULES, check_graph, overlay, validate, validate_store
 from loaders.files import read_paths
 
 BASELINE = Path(__file__).parent / "loaders_fixtures" / "baseline.yaml"
@@ -214,3 +217,117 @@ def test_updating_a_live_share_is_checked_with_its_siblings(
         Location("u.yaml", 2),
     )
     assert bool(validate(new, store)) is (share != 0.406)
+
+
+def whole_graph_verdict(batch: GraphBatch, store: GraphStore) -> list[Problem]:
+    """The second method: every rule over the whole live graph with ``batch`` laid over it."""
+    merged = overlay(read_graph(store), batch)
+    found = resolve_endpoints(batch, store)[1]
+    found += [p for rule in RULES for p in rule(merged) if p.location.file != "graph"]
+    return sorted(found)
+
+
+AT = Location("plant.yaml", 3)
+FAR, NEAR = "KGS:window/fix-ad/far", "KGS:window/fix-ad/near"
+AD = "KGS:disease/fix-ad"
+#: A planted problem per case: the items to load over the baseline, the expected message.
+PLANTED: dict[str, tuple[list[Entity | Relationship], str]] = {
+    "parent_of_cycle_through_live_ancestors": (
+        [ParentOf(start="ICD10CM:G30.9", end="ICD10CM:6")],
+        "PARENT_OF cycle: ICD10CM:6 -> ICD10CM:G30-G32 -> ICD10CM:G30 -> ICD10CM:G30.9 "
+        "-> ICD10CM:6",
+    ),
+    "is_a_cycle_with_a_live_edge": (
+        [IsA(start="KGS:symptom/memory", end="KGS:symptom/forgetful")],
+        "IS_A cycle: KGS:symptom/forgetful -> KGS:symptom/memory -> KGS:symptom/forgetful",
+    ),
+    "new_window_overlaps_a_live_one": (
+        [
+            TrajectoryWindow(
+                id="KGS:window/fix-ad/mid",
+                name="mid",
+                order=2,
+                start_months=-6,
+                end_months=6,
+                source="KGS:source/fix-a",
+            ),
+            HasWindow(start=AD, end="KGS:window/fix-ad/mid"),
+        ],
+        f"windows of {AD} overlap: {NEAR} [-12, 0) and KGS:window/fix-ad/mid [-6, 6)",
+    ),
+    "changed_live_window_shares_an_order": (
+        [
+            TrajectoryWindow(
+                id=FAR,
+                name="far",
+                order=1,
+                start_months=-60,
+                end_months=-12,
+                source="KGS:source/fix-a",
+            )
+        ],
+        f"windows {FAR} and {NEAR} of {AD} share order 1",
+    ),
+    "frequency_with_live_siblings": (
+        [
+            Observes(
+                start=NEAR,
+                end="KGS:category/fix/cognitive",
+                frequency=0.9,
+                source="KGS:source/fix-a",
+            )
+        ],
+        f"OBSERVES frequencies of window {NEAR} over the 'fix' categories sum to 1.1, "
+        "not 1 (±0.01)",
+    ),
+    "share_with_live_siblings": (
+        [PrevalenceIn(start=AD, end="KGS:stratum/age/75+", share=0.5, source="KGS:source/fix-a")],
+        f"PREVALENCE shares of {AD} over age_group sum to 0.906, not 1 (±0.01) across 2 strata",
+    ),
+    "live_stratum_and_missing_source": (
+        [
+            Risk(
+                start=AD,
+                end="KGS:risk/htn",
+                prevalence=0.5,
+                stratum="KGS:stratum/age/75+",
+                source="KGS:source/missing",
+            )
+        ],
+        f"RISK {AD} -> KGS:risk/htn cites 'KGS:source/missing', which is not a Source node",
+    ),
+    "symptom_without_category": (
+        [Symptom(id="KGS:symptom/new", name="new"), Symptom(id="KGS:symptom/memory", name="m")],
+        "Symptom KGS:symptom/new has no IN_CATEGORY; category-stratified sampling will never "
+        "pick it",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANTED))
+def test_scoped_validation_gives_the_whole_graph_verdict(store: GraphStore, case: str) -> None:
+    batch, _ = read_paths([BASELINE])
+    write_batch(store, batch)
+    items, expected = PLANTED[case]
+    new = GraphBatch()
+    for item in items:
+        if isinstance(item, Entity):
+            new.add_node(item, AT)
+        else:
+            new.add_rel(item, AT)
+    scoped = sorted(validate(new, store))
+    assert expected in messages(scoped)  # the planted problem is found ...
+    assert scoped == whole_graph_verdict(new, store)  # ... with the whole graph's verdict
+
+
+def test_an_unreadable_live_graph_raises(store: GraphStore) -> None:
+    batch, _ = read_paths([BASELINE])
+    write_batch(store, batch)
+    store.write("MATCH (w:TrajectoryWindow {id: $id}) SET w.order = -1", {"id": FAR})
+    new = GraphBatch()
+    new.add_rel(HasWindow(start=AD, end=FAR), AT)
+    with pytest.raises(ValidationFailed) as err:
+        validate(new, store)
+    assert [(str(p.location), p.field) for p in err.value.problems] == [("graph", "order")]
+    with pytest.raises(ValidationFailed):
+        validate_store(store)

@@ -1,0 +1,201 @@
+"""What a load would change in the live graph, and who owns what it would change.
+
+Every node and relationship written by ``kg load`` or ``kg seed`` records the module
+that defined it (the store's ``module`` property: a seed file's ``module:``, else the
+file's stem; seed parts are named for the part). ``diff_batch`` compares a batch with
+the live graph item by item: *added* (not in the graph), *changed* (in the graph with
+other properties; each field's old and new value) or *unchanged*. Changing an item that
+another module defines is a clobber: refused unless the user asks for it (``--replace``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kg.batch import GraphBatch, Location, Problem, RawItem, identity, live_item, parse_items
+from kg.errors import ValidationFailed
+from kg.model import REL_MODELS, Entity, Relationship, node_props, rel_props
+from kg.store.base import DEFAULT_BATCH, GraphStore, checked_label, checked_type
+
+Kind = Literal["added", "changed", "unchanged"]
+#: How a field absent on one side is shown.
+ABSENT = "(absent)"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One item of a batch against the live graph."""
+
+    kind: Kind
+    item: Entity | Relationship
+    #: the module that defines the live item ("" when none is recorded)
+    owner: str = ""
+    #: field -> (live value, new value), for changed items
+    fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def what(self) -> str:
+        return describe(self.item)
+
+    def field_lines(self) -> list[str]:
+        return [f"{name}: {show(old)} -> {show(new)}" for name, (old, new) in self.fields.items()]
+
+
+@dataclass
+class Diff:
+    changes: list[Change] = field(default_factory=list)
+
+    def of(self, kind: Kind) -> list[Change]:
+        return [c for c in self.changes if c.kind == kind]
+
+    def clobbers(self, batch: GraphBatch, allowed: Collection[str] = ()) -> list[Change]:
+        """Changed items whose live owner is neither the item's module nor in ``allowed``."""
+        return [
+            c
+            for c in self.of("changed")
+            if c.owner != batch.module_of(c.item) and c.owner not in allowed
+        ]
+
+    def lines(self) -> list[str]:
+        """The diff as text: ``+`` added, ``~`` changed (one indented line per field), ``=``."""
+        marks = {"added": "+", "changed": "~", "unchanged": "="}
+        out: list[str] = []
+        for change in self.changes:
+            owner = "" if change.kind == "added" else f" (module {show_owner(change.owner)})"
+            out.append(f"{marks[change.kind]} {change.what}{owner}")
+            out += [f"    {line}" for line in change.field_lines()]
+        out.append(", ".join(f"{len(self.of(k))} {k}" for k in ("added", "changed", "unchanged")))
+        return out
+
+
+def show_owner(owner: str) -> str:
+    return repr(owner) if owner else "(none recorded)"
+
+
+def describe(item: Entity | Relationship) -> str:
+    """``Disease KGS:disease/x`` or ``RISK a -> b (stratum s)``."""
+    if isinstance(item, Entity):
+        return f"{item.label} {item.id}"
+    key = identity(item)[3:]
+    extra = f" (stratum {key[0]})" if key and key[0] else ""
+    return f"{item.type} {item.start} -> {item.end}{extra}"
+
+
+def show(value: Any) -> str:
+    return ABSENT if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _props(item: Entity | Relationship) -> dict[str, Any]:
+    return node_props(item) if isinstance(item, Entity) else rel_props(item)
+
+
+def _chunked(rows: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(rows), DEFAULT_BATCH):
+        yield rows[start : start + DEFAULT_BATCH]
+
+
+def live_versions(store: GraphStore, batch: GraphBatch) -> GraphBatch:
+    """The live nodes and relationships with the identities of ``batch``'s items."""
+    items: list[RawItem] = []
+    where = Location("graph")
+    for label, bucket in sorted(batch.nodes.items()):
+        cypher = (
+            f"UNWIND $ids AS i MATCH (n:{checked_label(label)} {{id: i}}) RETURN properties(n) AS p"
+        )
+        for chunk in _chunked(sorted(bucket)):
+            for row in store.read(cypher, {"ids": chunk}):
+                items.append(live_item("node", label, row["p"], where))
+    for rtype, rbucket in sorted(batch.rels.items()):
+        pairs = sorted({(r.start, r.end) for r in rbucket.values()})
+        for start_label, end_label in REL_MODELS[rtype].ends:
+            cypher = (
+                f"UNWIND $pairs AS p MATCH (a:{checked_label(start_label)} {{id: p[0]}})"
+                f"-[r:{checked_type(rtype)}]->(b:{checked_label(end_label)} {{id: p[1]}}) "
+                "RETURN a.id AS s, b.id AS e, properties(r) AS p"
+            )
+            for chunk in _chunked([list(p) for p in pairs]):
+                for row in store.read(cypher, {"pairs": chunk}):
+                    props = {"start": row["s"], "end": row["e"], **row["p"]}
+                    items.append(live_item("rel", rtype, props, where))
+    live, problems = parse_items(items)
+    if problems:
+        raise ValidationFailed(problems)
+    return live
+
+
+def diff_batch(store: GraphStore, batch: GraphBatch) -> Diff:
+    """Each item of ``batch`` as added, changed (with its fields) or unchanged."""
+    live = live_versions(store, batch)
+    new_items = sorted(batch.iter_items(), key=lambda x: (isinstance(x, Relationship), identity(x)))
+    old_by_key: dict[tuple[str, ...], Entity | Relationship] = {
+        identity(x): x for x in live.iter_items()
+    }
+    diff = Diff()
+    for item in new_items:
+        key = identity(item)
+        old = old_by_key.get(key)
+        if old is None:
+            diff.changes.append(Change("added", item))
+            continue
+        before, after = _props(old), _props(item)
+        fields = {
+            name: (before.get(name), after.get(name))
+            for name in sorted(before.keys() | after.keys())
+            if before.get(name) != after.get(name)
+        }
+        owner = live.modules.get(key, "")
+        diff.changes.append(Change("changed" if fields else "unchanged", item, owner, fields))
+    return diff
+
+
+def clobber_problems(batch: GraphBatch, clobbers: Iterable[Change]) -> list[Problem]:
+    """One problem per clobber, at the item's line: the item, its owner, the fields."""
+    return [
+        Problem(
+            batch.location_of(c.item),
+            ", ".join(c.fields),
+            f"would change {c.what}, defined by module {show_owner(c.owner)} "
+            f"({'; '.join(c.field_lines())}); nothing is changed without --replace",
+        )
+        for c in clobbers
+    ]
+
+
+def subset(batch: GraphBatch, keys: Collection[tuple[str, ...]]) -> GraphBatch:
+    """The items of ``batch`` with the identities ``keys``, with locations and modules."""
+    out = GraphBatch()
+    for item in batch.iter_items():
+        key = identity(item)
+        if key not in keys:
+            continue
+        if isinstance(item, Entity):
+            out.nodes.setdefault(item.label, {})[item.id] = item
+        else:
+            out.rels.setdefault(item.type, {})[key] = item
+        if key in batch.locations:
+            out.locations[key] = batch.locations[key]
+        if key in batch.modules:
+            out.modules[key] = batch.modules[key]
+    return out
+
+
+def changed_part(batch: GraphBatch, diff: Diff) -> GraphBatch:
+    """The items of ``batch`` that ``diff`` finds added or changed."""
+    return subset(batch, {identity(c.item) for c in diff.changes if c.kind != "unchanged"})
+
+
+def by_module(batch: GraphBatch, default: str) -> dict[str, GraphBatch]:
+    """``batch`` split by the module that defines each item (``default`` when none)."""
+    parts: dict[str, GraphBatch] = defaultdict(GraphBatch)
+    for item in batch.iter_items():
+        key = identity(item)
+        part = parts[batch.modules.get(key, default)]
+        if isinstance(item, Entity):
+            part.nodes.setdefault(item.label, {})[item.id] = item
+        else:
+            part.rels.setdefault(item.type, {})[key] = item
+    return dict(parts)
