@@ -6,6 +6,7 @@ with status 1 and writes nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, cast
@@ -14,18 +15,20 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from kg.batch import Problem
 from kg.cli import store_from_context
 from kg.errors import ValidationFailed
 from kg.store.writer import read_graph
 from kg.validate import WARNING, errors, validate_store
+from loaders.changes import clobber_problems, show_owner
 from loaders.export import Format, disease_subgraph, export_batch, find_disease
 from loaders.pipeline import check_paths, load_paths
-from loaders.seed import PARTS, parse_parts, seed
+from loaders.seed import PARTS, incomplete_seed, parse_parts, seed
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 PathsArg = Annotated[
     list[Path],
@@ -35,34 +38,87 @@ PathsArg = Annotated[
 ]
 
 
+#: Problems of one kind (field and severity) printed before the rest are only counted.
+SHOWN_PER_KIND = 20
+
+
 def print_problems(problems: Sequence[Problem]) -> None:
+    """One line per problem, at most ``SHOWN_PER_KIND`` of a kind; then a count of the rest."""
+    shown: Counter[tuple[str, str]] = Counter()
+    hidden: Counter[tuple[str, str]] = Counter()
     for problem in sorted(problems):
+        kind = (problem.severity, problem.field)
+        if shown[kind] >= SHOWN_PER_KIND:
+            hidden[kind] += 1
+            continue
+        shown[kind] += 1
         suffix = " (warning)" if problem.severity == WARNING else ""
         err.print(f"{problem}{suffix}", markup=False)
+    for (severity, field), n in sorted(hidden.items()):
+        err.print(
+            f"... and {n} more {severity}(s) in field {field or '(none)'!r} "
+            f"like those above, not shown",
+            markup=False,
+        )
 
 
 def fail(problems: Sequence[Problem], what: str) -> typer.Exit:
     print_problems(problems)
     n = len(errors(problems))
-    err.print(f"[red]{n} error(s)[/red]; {what}")
+    err.print(Text.assemble((f"{n} error(s)", "red"), f"; {what}"))
     return typer.Exit(1)
 
 
-def load(ctx: typer.Context, paths: PathsArg) -> None:
+def load(
+    ctx: typer.Context,
+    paths: PathsArg,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Overwrite nodes and relationships another module defines (each is listed).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would be added, changed and left unchanged; write nothing.",
+        ),
+    ] = False,
+) -> None:
     """Validate the files together and against the live graph, then write them.
 
     All or nothing: any error in any file prints one line per problem and writes nothing.
-    Loading the same files again changes nothing (MERGE on ids).
+    Changing what another module defined is refused (naming it, its module and the fields)
+    unless --replace. Loading the same files again writes nothing (MERGE on ids).
     """
     with store_from_context(ctx) as store:
         try:
-            result = load_paths(store, paths)
+            result = load_paths(store, paths, replace=replace, dry_run=dry_run)
         except ValidationFailed as exc:
             raise fail(exc.problems, "nothing was written") from None
         print_problems(result.warnings)
+        if dry_run:
+            for line in result.diff.lines():
+                out.print(line, markup=False)
+            if result.replaced and not replace:
+                raise fail(
+                    clobber_problems(result.batch, result.replaced),
+                    "a load would be refused (--replace overwrites); dry run, nothing written",
+                )
+            out.print("dry run: nothing was written")
+            return
+        for change in result.replaced:
+            out.print(
+                f"replaced {change.what} (was module {show_owner(change.owner)}): "
+                + "; ".join(change.field_lines()),
+                markup=False,
+            )
         out.print(
             f"loaded {result.stats.nodes} nodes and {result.stats.relationships} "
-            f"relationships into {store.display_uri} in {result.stats.seconds:.1f} s"
+            f"relationships into {store.display_uri} in {result.stats.seconds:.1f} s",
+            markup=False,
         )
 
 
@@ -101,17 +157,23 @@ def validate(
 ) -> None:
     """Check files (as `kg load` would, writing nothing) or, without paths, the live graph."""
     with store_from_context(ctx) as store:
-        if paths:
-            _, problems = check_paths(paths, None if standalone else store)
-            what = f"{len(paths)} file(s)"
-        else:
-            problems = validate_store(store)
-            what = f"the graph at {store.display_uri}"
+        problems: list[Problem] = []
+        try:
+            if paths:
+                what = f"{len(paths)} file(s)"
+                problems = check_paths(paths, None if standalone else store)[1]
+            else:
+                what = f"the graph at {store.display_uri}"
+                unfinished = incomplete_seed(store)
+                problems = [unfinished] if unfinished else []
+                problems += validate_store(store)
+        except ValidationFailed as exc:  # the live graph does not read as valid
+            problems += exc.problems
     if errors(problems):
         raise fail(problems, f"{what} did not validate")
     print_problems(problems)
     warnings = len(problems)
-    out.print(f"{what}: valid" + (f" ({warnings} warning(s))" if warnings else ""))
+    out.print(f"{what}: valid" + (f" ({warnings} warning(s))" if warnings else ""), markup=False)
 
 
 def seed_cmd(
@@ -122,8 +184,18 @@ def seed_cmd(
             help=f"Comma-separated parts: {', '.join(PARTS)} (default: all, in that order)."
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Overwrite nodes and relationships a non-seed module defines."
+        ),
+    ] = False,
 ) -> None:
-    """Load the shipped content: ICD-10-CM, SYMP, DO associations, curated YAML. Idempotent."""
+    """Load the shipped content: ICD-10-CM, SYMP, DO associations, curated YAML. Idempotent.
+
+    Only what is missing or different is written. Interrupted, it leaves the graph marked
+    as an incomplete seed (`kg validate` says so); running it again completes it.
+    """
     parts = parse_parts(only) if only else list(PARTS)
     with (
         store_from_context(ctx) as store,
@@ -145,15 +217,25 @@ def seed_cmd(
             if done < len(steps):
                 bar.update(task, description=steps[done])
 
+        unfinished = incomplete_seed(store)
+        if unfinished is not None:
+            err.print(f"{unfinished.message}: completing it now", markup=False)
         try:
-            built, warnings = seed(store, parts, progress)
+            built, warnings = seed(store, parts, progress, replace=replace)
         except ValidationFailed as exc:
             bar.stop()
             raise fail(exc.problems, "nothing was written") from None
+        except KeyboardInterrupt:
+            bar.stop()
+            err.print(
+                "interrupted: incomplete seed; run `kgsynth kg seed` again to complete it",
+                markup=False,
+            )
+            raise typer.Exit(130) from None
         uri = store.display_uri
     print_problems(warnings)
-    table = Table(title=f"seeded {uri}")
-    for col in ("part", "nodes", "relationships", "seconds", "notes"):
+    table = Table(title=Text(f"seeded {uri}"))
+    for col in ("part", "nodes written", "relationships written", "seconds", "notes"):
         table.add_column(col, overflow="fold")
     for part in built:
         s = part.stats
@@ -162,7 +244,7 @@ def seed_cmd(
             str(s.nodes if s else 0),
             str(s.relationships if s else 0),
             f"{s.seconds:.1f}" if s else "",
-            "; ".join(part.notes),
+            Text("; ".join(part.notes)),
         )
     out.print(table)
 
