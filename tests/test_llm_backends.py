@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from engine.errors import EngineError
 from engine.llm.base import (
     ConnectionFailed,
+    ContentFiltered,
     LLMError,
     LLMRequest,
     LLMResponse,
@@ -20,13 +21,18 @@ from engine.llm.base import (
     PermanentError,
     SamplingParams,
     TransientError,
+    Truncated,
     Usage,
 )
+from engine.llm.body import chat_body
 from engine.llm.factory import BackendSettings, make_backend
-from engine.llm.openai_backend import OpenAIBackend, display_url, parse_retry_after
-from engine.llm.parsing import UnparseableOutput, extract_json, json_schema_for, parse_structured
+from engine.llm.openai_backend import OpenAIBackend, parse_retry_after
+from engine.llm.parsing import UnparseableOutput, check_response, extract_json, parse_structured
 from engine.llm.pricing import PriceTable
 from engine.llm.template import TemplateBackend, realize
+from engine.outputs import SectionedReport
+from engine.spec import GenerationSpec
+from kg.redact import display_url, scrub
 from tests.llm_server import ServerConfig, ThreadServer, note_text
 
 MESSAGES = [
@@ -150,6 +156,7 @@ def test_settings_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = make_backend(BackendSettings(kind="openai", model="m"))
     assert backend.describe()["base_url"] == "http://127.0.0.1:1234/v1"
     assert display_url("https://user:pw@host:8443/v1?key=abc") == "https://host:8443/v1"
+    assert scrub("key sk-1 and sk-1, not sk-2", ["sk-1", ""]) == "key *** and ***, not sk-2"
 
 
 class Finding(BaseModel):
@@ -158,13 +165,60 @@ class Finding(BaseModel):
 
 
 def test_structured_output_request_and_parse(fresh: ThreadServer) -> None:
-    schema = json_schema_for(Finding)
-    resp = asyncio.run(complete(fresh.url, request(json_schema=schema)))
+    req = request(output=Finding)
+    resp = asyncio.run(complete(fresh.url, req))
     body = fresh.requests()[0]["body"]
-    assert body["response_format"]["type"] == "json_schema"
-    assert body["response_format"]["json_schema"]["name"] == "Finding"
-    parsed = parse_structured(resp.raw, Finding)
-    assert parsed.confidence == 0 and "SUBJECTIVE" in parsed.label
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "Finding",
+            "schema": {
+                "title": "Finding",
+                "type": "object",
+                "properties": {
+                    "label": {"title": "Label", "type": "string"},
+                    "confidence": {"title": "Confidence", "type": "number"},
+                },
+                "required": ["label", "confidence"],
+            },
+        },
+    }
+    parsed = check_response(req, resp)
+    assert parsed["confidence"] == 0 and "SUBJECTIVE" in parsed["label"]
+    assert check_response(request(), resp) is None  # free text asks for nothing
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "text"),
+    [
+        ("prose", UnparseableOutput, "no JSON found"),
+        ("broken_json", UnparseableOutput, "no JSON found"),
+        ("wrong_schema", UnparseableOutput, "does not match Finding: label: Field required"),
+        ("length", Truncated, "token limit \\(1024 max_tokens\\)"),
+        ("content_filter", ContentFiltered, "content filter"),
+    ],
+)
+def test_bad_answers_are_typed_retryable_errors(
+    fresh: ThreadServer, fault: str, error: type[LLMError], text: str
+) -> None:
+    fresh.configure(ServerConfig(schedule=[fault]))
+    req = request(output=Finding)
+    resp = asyncio.run(complete(fresh.url, req))  # the transport itself succeeded
+    with pytest.raises(error, match=text) as info:
+        check_response(req, resp)
+    assert info.value.retryable and isinstance(info.value, TransientError)
+
+
+def test_token_limit_field_follows_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    openai = OpenAIBackend("gpt-4o-mini", base_url="https://api.openai.com/v1")
+    local = OpenAIBackend("m", base_url="http://127.0.0.1:8000/v1")
+    assert openai.body(request())["max_completion_tokens"] == 1024
+    assert "max_tokens" not in openai.body(request())
+    assert local.body(request())["max_tokens"] == 1024
+    assert "max_completion_tokens" not in local.body(request())
+    # batch files carry OpenAI's field; otherwise the body is the live OpenAI call's
+    assert chat_body("gpt-4o-mini", request()) == openai.body(request())
 
 
 @pytest.mark.parametrize(
@@ -190,46 +244,87 @@ def test_unparseable_output_is_retryable() -> None:
     assert not PermanentError("x").retryable
 
 
-SPEC = {
-    "recipe": "dualalign",
-    "record_seed": 11,
-    "disease": "Alzheimer's disease",
-    "icd_code": "G30.9",
-    "persona": {
-        "age": 81,
-        "attributes": {"sex": "female"},
-        "risk_factors": [{"id": "r", "name": "hypertension", "kind": "condition"}],
-    },
-    "window": {"phrase": "two years before the diagnosis", "diagnosed": False},
-    "keywords": [
-        {"text": "forgetful", "category": "cognitive"},
-        {"text": "got lost driving", "category": "cognitive"},
+def make_spec(**fields: object) -> GenerationSpec:
+    base: dict[str, object] = {
+        "recipe": "dualalign",
+        "run_seed": 0,
+        "record_index": 0,
+        "record_id": "dualalign-0-00000000",
+        "record_seed": 11,
+        "disease_id": "DOID:10652",
+        "disease": "Alzheimer's disease",
+        "icd_code": "G30.9",
+        "persona": {
+            "age": 81,
+            "attributes": {"sex": "female"},
+            "risk_factors": [{"id": "r", "name": "hypertension", "kind": "condition"}],
+        },
+        "window": {
+            "id": "w",
+            "name": "-2y",
+            "order": 1,
+            "start_months": -24,
+            "end_months": -12,
+            "phrase": "two years before the diagnosis",
+            "diagnosed": False,
+        },
+        "keywords": [
+            {
+                "text": kw,
+                "symptom_id": "s",
+                "symptom": "memory loss",
+                "category_id": "c",
+                "category": "cognitive",
+            }
+            for kw in ("forgetful", "got lost driving")
+        ],
+        "template_id": "dualalign.j2",
+        "template_hash": "0" * 64,
+        "kg_hash": "1" * 64,
+    }
+    return GenerationSpec.model_validate(base | fields)
+
+
+REPORT = {
+    "recipe": "mh_report",
+    "disease": "Depression",
+    "icd_code": "F32.9",
+    "window": None,
+    "keywords": [],
+    "symptoms": [{"id": "s", "name": "low mood"}],
+    "sections": [
+        {"id": "a", "title": "History", "guidance": ""},
+        {"id": "b", "title": "Formulation", "guidance": ""},
     ],
 }
 
 
 def test_template_backend_uses_the_spec_and_labels_itself() -> None:
     backend = TemplateBackend()
-    resp = asyncio.run(backend.complete(request(spec=SPEC)))
+    spec = make_spec()
+    resp = asyncio.run(backend.complete(request(spec=spec)))
     assert backend.name == "template" and backend.model == "rule-based"
     assert "forgetful" in resp.text and "got lost driving" in resp.text
     assert "An 81-year-old woman" in resp.text and "hypertension" in resp.text
     assert "Alzheimer" not in resp.text  # not diagnosed yet at this visit
-    assert realize(SPEC) == resp.raw  # deterministic
-    diagnosed = {**SPEC, "window": {"phrase": "at diagnosis", "diagnosed": True}}
-    assert "Alzheimer's disease (G30.9)" in realize(diagnosed)
-    sections = {
-        "recipe": "mh_report",
-        "disease": "Depression",
-        "record_seed": 1,
-        "symptoms": [{"id": "s", "name": "low mood"}],
-        "sections": [
-            {"id": "a", "title": "History", "guidance": ""},
-            {"id": "b", "title": "Formulation", "guidance": ""},
-        ],
-    }
-    text = realize(sections)
+    assert realize(spec) == resp.raw  # deterministic
+    window = {**spec.model_dump()["window"], "phrase": "at diagnosis", "diagnosed": True}
+    assert "Alzheimer's disease (G30.9)" in realize(make_spec(window=window))
+    text = realize(make_spec(**REPORT))
     assert text.startswith("History:") and "Formulation:" in text and "low mood" in text
+
+
+def test_template_backend_writes_valid_structured_output() -> None:
+    spec = make_spec(**REPORT)
+    req = request(spec=spec, output=SectionedReport)
+    resp = asyncio.run(TemplateBackend().complete(req))
+    parsed = check_response(req, resp)
+    assert [s["title"] for s in parsed["sections"]] == ["History", "Formulation"]
+    assert "low mood" in parsed["sections"][0]["text"]
+    with pytest.raises(PermanentError, match="cannot write Finding"):
+        asyncio.run(TemplateBackend().complete(request(spec=spec, output=Finding)))
+    with pytest.raises(PermanentError, match="GenerationSpec"):
+        asyncio.run(TemplateBackend().complete(request()))
 
 
 def test_prices_exact_prefix_unknown_and_file(tmp_path: Path) -> None:

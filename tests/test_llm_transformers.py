@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from engine.errors import EngineError
-from engine.llm.base import Backend, SamplingParams
+from engine.llm.base import Backend, LLMRequest, LLMResponse, SamplingParams
+from engine.llm.parsing import check_response
 from engine.llm.transformers_backend import TransformersBackend
 from engine.runner.records import GenerationJob
 from engine.runner.run import RunConfig, Runner
@@ -95,7 +98,8 @@ def run(backend: Backend, out: Path, n: int) -> dict[str, dict[str, object]]:
             runner = Runner(
                 backend,
                 out,
-                params=SamplingParams(temperature=0, max_tokens=6),
+                # a random model never says </s>: stop at its second word, not at max_tokens
+                params=SamplingParams(temperature=0, max_tokens=6, stop=(" ",)),
                 config=RunConfig(concurrency=8, progress=False),
             )
             summary = await runner.run(jobs(n))
@@ -120,7 +124,7 @@ def test_batched_generation_through_the_runner(model_dir: Path, tmp_path: Path) 
         usage = rec["usage"]
         assert isinstance(usage, dict) and 0 < usage["completion_tokens"] <= 6
         assert usage["prompt_tokens"] > 10
-        assert rec["finish_reason"] in ("stop", "length")
+        assert rec["finish_reason"] == "stop"
 
     # Left padding: a prompt's greedy continuation does not depend on its batch mates.
     alone = TransformersBackend(str(model_dir), device="cpu", batch_size=1)
@@ -143,3 +147,72 @@ def test_bad_model_path_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(EngineError, match="cannot load a model from"):
         TransformersBackend(str(tmp_path / "empty"))
+
+
+class Triage(BaseModel):
+    label: Literal["memory", "cough"]
+    urgent: bool
+
+
+def build_json_model(path: Path) -> Path:
+    """A 2-layer random Llama with a byte-level BPE tokenizer (it can spell any JSON)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    core.train_from_iterator(['{"label": "memory", "urgent": true}', VOCAB_TEXT] * 5, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_structured_output_is_decoded_under_the_schema(tmp_path: Path) -> None:
+    backend = TransformersBackend(str(build_json_model(tmp_path / "bpe")), device="cpu")
+    assert backend.describe()["structured_output"] == "lm-format-enforcer"
+    params = SamplingParams(temperature=0, max_tokens=80)
+
+    def ask(output: type[BaseModel] | None) -> list[tuple[LLMRequest, LLMResponse]]:
+        requests = [
+            LLMRequest(f"r{i}", [{"role": "user", "content": "cough " * i}], params, output=output)
+            for i in range(4)
+        ]
+
+        async def go() -> list[LLMResponse]:
+            return await asyncio.gather(*(backend.complete(r) for r in requests))
+
+        return list(zip(requests, asyncio.run(go()), strict=True))
+
+    try:
+        for request, response in ask(Triage):
+            found = Triage.model_validate(json.loads(response.raw))  # plain json, no repair
+            assert response.finish_reason == "stop"
+            assert check_response(request, response) == found.model_dump()
+        for _, response in ask(None):  # the same random model, unconstrained: no JSON at all
+            with pytest.raises((ValueError, ValidationError)):
+                Triage.model_validate(json.loads(response.raw))
+    finally:
+        asyncio.run(backend.aclose())

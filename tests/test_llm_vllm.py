@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("vllm", reason="vllm is not installed (optional extra: Linux + NVIDIA GPU)")
+
+import torch
 
 from engine.llm.vllm_backend import VLLMBackend
 from tests.test_llm_transformers import build_model, run
@@ -32,3 +35,17 @@ def test_offline_batched_generation_with_per_record_seeds(tmp_path: Path) -> Non
         assert rec["status"] == "ok" and rec["backend"] == "vllm"
         usage = rec["usage"]
         assert isinstance(usage, dict) and 0 < usage["completion_tokens"] <= 6
+
+
+def test_close_frees_the_engine_and_its_gpu_memory(tmp_path: Path) -> None:
+    """Two engines that each reserve 60% of the GPU fit one after the other only if the
+    first one's memory really came back."""
+    path = build_model(tmp_path / "tiny-llama")
+    kwargs = {"enforce_eager": True, "gpu_memory_utilization": 0.6, "max_model_len": 256}
+    free_before, _ = torch.cuda.mem_get_info()
+    for _ in range(2):
+        backend = VLLMBackend(str(path), batch_size=4, engine_kwargs=dict(kwargs))
+        assert torch.cuda.mem_get_info()[0] < free_before * 0.5
+        asyncio.run(backend.aclose())
+        assert backend.llm is None
+        assert torch.cuda.mem_get_info()[0] > free_before * 0.8

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from engine.spec import GenerationSpec
 
 BackendName = Literal["openai", "transformers", "vllm", "batch", "template"]
 Messages = list[dict[str, str]]
@@ -46,27 +48,41 @@ class Usage(BaseModel):
         )
 
 
+@cache
+def json_schema_for(model: type[BaseModel]) -> dict[str, Any]:
+    """``{"name", "schema"}`` of ``model``: the ``json_schema`` of a ``response_format``.
+
+    Computed once per model class; callers must not mutate it.
+    """
+    return {"name": model.__name__, "schema": model.model_json_schema()}
+
+
 @dataclass(frozen=True, slots=True)
 class LLMRequest:
-    """One chat request. ``spec`` is read only by the template backend.
+    """One chat request. ``spec`` (the record's typed spec) is read only by the template backend.
 
     ``seed`` is the record's sampling seed (sent where the backend supports it);
-    ``json_schema`` asks for structured output: ``{"name": ..., "schema": {...}}``.
+    ``output`` asks for structured output: the answer must be JSON valid for that model.
     """
 
     request_id: str
     messages: Messages
     params: SamplingParams
     seed: int | None = None
-    json_schema: Mapping[str, Any] | None = None
-    spec: Mapping[str, Any] = field(default_factory=dict)
+    output: type[BaseModel] | None = None
+    spec: GenerationSpec | None = None
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """``{"name", "schema"}`` of ``output``, or None for free text."""
+        return None if self.output is None else json_schema_for(self.output)
 
     def key_params(self) -> dict[str, Any]:
         """What besides model and messages decides the answer (the cache key's params)."""
         out = self.params.model_dump(mode="json")
         out["seed"] = self.seed
         if self.json_schema is not None:
-            out["json_schema"] = dict(self.json_schema)
+            out["json_schema"] = self.json_schema
         return out
 
 
@@ -109,8 +125,16 @@ class ConnectionFailed(TransientError):
     """The endpoint could not be reached at all (refused, DNS, reset before a response)."""
 
 
+class Truncated(TransientError):
+    """The answer stopped at the token limit (``finish_reason: length``)."""
+
+
+class ContentFiltered(TransientError):
+    """The provider's filter cut the answer (``finish_reason: content_filter``)."""
+
+
 class PermanentError(LLMError):
-    """The request itself is wrong (400, 422, content filter): retrying will not help."""
+    """The request itself is wrong (400, 422): retrying will not help."""
 
 
 class Backend(abc.ABC):

@@ -17,19 +17,21 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.llm.base import Backend, LLMError, LLMRequest, LLMResponse, PermanentError
-from engine.llm.openai_backend import chat_body
+from engine.llm.body import chat_body
 from engine.llm.parsing import completion_from_dict
 
 BATCH_URL = "/v1/chat/completions"
 
 
-def request_line(model: str, request: LLMRequest) -> dict[str, Any]:
-    return {
+def batch_line(model: str, request: LLMRequest) -> str:
+    """One request line (no newline): ``custom_id`` is the record id, the body ``chat_body``'s."""
+    line = {
         "custom_id": request.request_id,
         "method": "POST",
         "url": BATCH_URL,
         "body": chat_body(model, request),
     }
+    return json.dumps(line, ensure_ascii=False)
 
 
 def write_batch_requests(path: Path, model: str, requests: Iterable[LLMRequest]) -> int:
@@ -40,7 +42,7 @@ def write_batch_requests(path: Path, model: str, requests: Iterable[LLMRequest])
     try:
         with tmp.open("w", encoding="utf-8", newline="\n") as fh:
             for request in requests:
-                fh.write(json.dumps(request_line(model, request), ensure_ascii=False) + "\n")
+                fh.write(batch_line(model, request) + "\n")
                 count += 1
         os.replace(tmp, path)
     finally:

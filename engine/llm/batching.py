@@ -18,7 +18,7 @@ _Item = tuple[LLMRequest, "asyncio.Future[LLMResponse]"]
 
 
 def _same_kind(a: LLMRequest, b: LLMRequest) -> bool:
-    return a.params == b.params and a.json_schema == b.json_schema
+    return a.params == b.params and a.output is b.output
 
 
 class MicroBatcher:
@@ -31,11 +31,15 @@ class MicroBatcher:
         self._queue: list[_Item] = []
         self._ready = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgsynth-generate")
         self.batch_sizes: list[int] = []
 
     async def submit(self, request: LLMRequest) -> LLMResponse:
-        future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (another asyncio.run): start afresh
+            self._loop, self._queue, self._ready, self._worker = loop, [], asyncio.Event(), None
+        future: asyncio.Future[LLMResponse] = loop.create_future()
         self._queue.append((request, future))
         self._ready.set()
         if self._worker is None or self._worker.done():

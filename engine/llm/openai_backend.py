@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import openai
 
@@ -30,22 +30,15 @@ from engine.llm.base import (
     PermanentError,
     TransientError,
 )
+from engine.llm.body import OPENAI_URL, chat_body, is_openai, token_field
 from engine.llm.factory import ENV_API_KEY, ENV_BASE_URL
 from engine.llm.parsing import parse_chat_completion
+from kg.redact import display_url, scrub
 
-OPENAI_URL = "https://api.openai.com/v1"
 #: a placeholder for local servers that ignore keys (vLLM, Ollama, llama.cpp)
 NO_KEY = "EMPTY"
 #: transport errors (httpx / httpx2 names) raised before any response arrived
 _CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
-
-
-def display_url(url: str) -> str:
-    """``url`` without user info, query or fragment: safe to print and to store."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -82,25 +75,6 @@ def _error_message(err: openai.APIStatusError) -> str:
     return " ".join(text.split())[:200] or err.__class__.__name__
 
 
-def chat_body(model: str, request: LLMRequest, token_field: str = "max_tokens") -> dict[str, Any]:
-    """The JSON body of ``/chat/completions`` for ``request`` (API calls and batch files)."""
-    params = request.params
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": request.messages,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        token_field: params.max_tokens,
-    }
-    if params.stop:
-        body["stop"] = list(params.stop)
-    if request.seed is not None:
-        body["seed"] = request.seed
-    if request.json_schema is not None:
-        body["response_format"] = {"type": "json_schema", "json_schema": dict(request.json_schema)}
-    return body
-
-
 class OpenAIBackend(Backend):
     """Chat completions against ``base_url`` (flag, else ``OPENAI_BASE_URL``, else OpenAI)."""
 
@@ -124,19 +98,15 @@ class OpenAIBackend(Backend):
         self.display_url = display_url(url)
         self.api_key_env = api_key_env
         key = os.environ.get(api_key_env, "")
-        if not key and urlsplit(url).hostname == urlsplit(OPENAI_URL).hostname:
+        if not key and is_openai(url):
             raise EngineError(f"no API key for {self.display_url}: set {api_key_env}")
-        self._secrets = tuple(s for s in (key,) if s)
+        self._secrets = (key,)
         self._key = key or NO_KEY
-        self._token_field = (
-            "max_completion_tokens" if self.display_url.startswith(OPENAI_URL) else "max_tokens"
-        )
+        self._tokens = token_field(url)
         self._client: openai.AsyncOpenAI | None = None
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets)
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -152,7 +122,7 @@ class OpenAIBackend(Backend):
         return self._client
 
     def body(self, request: LLMRequest) -> dict[str, Any]:
-        return chat_body(self.model, request, self._token_field)
+        return chat_body(self.model, request, self._tokens)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         client = self._get_client()

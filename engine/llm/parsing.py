@@ -8,7 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.llm.base import LLMResponse, TransientError, Usage
+from engine.llm.base import (
+    ContentFiltered,
+    LLMRequest,
+    LLMResponse,
+    TransientError,
+    Truncated,
+    Usage,
+    json_schema_for,
+)
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()
@@ -83,6 +91,31 @@ def parse_structured[T: BaseModel](text: str, model: type[T]) -> T:
         ) from None
 
 
-def json_schema_for(model: type[BaseModel]) -> dict[str, Any]:
-    """The ``json_schema`` part of a ``response_format`` for ``model``."""
-    return {"name": model.__name__, "schema": model.model_json_schema()}
+def check_response(request: LLMRequest, response: LLMResponse) -> Any:
+    """Accept ``response`` for ``request``: its structured output as JSON (None for text).
+
+    Every backend's answer (live, cached or ingested) passes here. An answer cut by the
+    token limit or a content filter, or one that is not valid for ``request.output``,
+    raises a ``TransientError`` kind: the runner retries it, then records it ``failed``.
+    """
+    if response.finish_reason == "length":
+        raise Truncated(
+            f"answer cut at the token limit ({request.params.max_tokens} max_tokens); "
+            "raise --max-tokens"
+        )
+    if response.finish_reason == "content_filter":
+        raise ContentFiltered("answer cut by the provider's content filter")
+    if request.output is None:
+        return None
+    return parse_structured(response.raw, request.output).model_dump(mode="json")
+
+
+__all__ = [
+    "UnparseableOutput",
+    "check_response",
+    "completion_from_dict",
+    "extract_json",
+    "json_schema_for",
+    "parse_chat_completion",
+    "parse_structured",
+]

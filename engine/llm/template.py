@@ -2,16 +2,19 @@
 
 For offline demos and pipeline tests. Every record it makes carries ``backend: template``
 and ``model: rule-based``; its notes use every requested keyword but are formulaic, so they
-are no substitute for an LLM in any experiment.
+are no substitute for an LLM in any experiment. A request for structured output gets the
+same content as valid JSON of the requested model (``engine.outputs``).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Any
 
-from engine.llm.base import Backend, LLMRequest, LLMResponse
+from pydantic import BaseModel
+
+from engine.llm.base import Backend, LLMRequest, LLMResponse, PermanentError
+from engine.outputs import ReportSection, SectionedReport
+from engine.spec import GenerationSpec
 
 MODEL = "rule-based"
 
@@ -34,70 +37,71 @@ _PLANS = (
 )
 
 
-def _who(spec: Mapping[str, Any]) -> str:
-    persona = spec.get("persona") or {}
-    attributes = persona.get("attributes") or {}
-    age = persona.get("age")
-    sex = str(attributes.get("sex", "")).lower() or "patient"
-    person = {"female": "woman", "male": "man"}.get(sex, sex)
+def _who(spec: GenerationSpec) -> str:
+    persona = spec.persona
+    sex = (persona.get("sex") or "").lower() if persona else ""
+    person = {"female": "woman", "male": "man"}.get(sex, sex or "patient")
+    age = persona.age if persona else None
     if age is None:
         return f"The {person}"
     article = "An" if str(age).startswith("8") or age in (11, 18) else "A"
     return f"{article} {age}-year-old {person}"
 
 
-def _conditions(spec: Mapping[str, Any]) -> str:
-    risks = (spec.get("persona") or {}).get("risk_factors") or []
-    names = [str(r.get("name")) for r in risks if isinstance(r, Mapping) and r.get("name")]
+def _conditions(spec: GenerationSpec) -> str:
+    names = [r.name for r in spec.persona.risk_factors] if spec.persona else []
     return f" Past history includes {', '.join(names)}." if names else ""
 
 
-def _terms(spec: Mapping[str, Any]) -> list[str]:
-    keywords = [str(k["text"]) for k in spec.get("keywords") or [] if isinstance(k, Mapping)]
-    symptoms = [str(s["name"]) for s in spec.get("symptoms") or [] if isinstance(s, Mapping)]
-    return keywords or symptoms
+def _complaint(spec: GenerationSpec, rng: random.Random) -> str:
+    terms = [k.text for k in spec.keywords] or [s.name for s in spec.symptoms]
+    if not terms:
+        return "has no new complaints"
+    listed = f"{', '.join(terms[:-1])} and {terms[-1]}" if len(terms) > 1 else terms[0]
+    return f"{rng.choice(_REPORTS)} {listed}"
 
 
-def _names_diagnosis(spec: Mapping[str, Any]) -> bool:
-    recipe = spec.get("recipe")
-    if recipe == "medsyn":
-        return False  # MedSyn: the patient has the disease, the doctor does not know yet
-    window = spec.get("window")
-    return not isinstance(window, Mapping) or bool(window.get("diagnosed", True))
+def _assessment(spec: GenerationSpec) -> str:
+    # MedSyn: the patient has the disease, the doctor does not know yet
+    named = spec.recipe != "medsyn" and (spec.window is None or spec.window.diagnosed)
+    if not named:
+        return "Findings warrant further evaluation; no unifying diagnosis yet."
+    label = f"{spec.disease} ({spec.icd_code})" if spec.icd_code else spec.disease
+    return f"Presentation consistent with {label}."
 
 
-def realize(spec: Mapping[str, Any]) -> str:
-    """A note for ``spec`` (a ``GenerationSpec`` as JSON), varied by its record seed."""
-    rng = random.Random(int(spec.get("record_seed", 0)))
-    disease = str(spec.get("disease") or "the condition")
-    code = spec.get("icd_code")
-    terms = _terms(spec)
-    sections = [s for s in spec.get("sections") or [] if isinstance(s, Mapping)]
-    who = _who(spec)
-    complaint = (
-        f"{rng.choice(_REPORTS)} {', '.join(terms[:-1])} and {terms[-1]}"
-        if len(terms) > 1
-        else f"{rng.choice(_REPORTS)} {terms[0]}"
-        if terms
-        else "has no new complaints"
+def sections(spec: GenerationSpec) -> list[tuple[str, str]]:
+    """``(title, text)`` of each part of the note: the spec's sections, else SOAP."""
+    rng = random.Random(spec.record_seed)
+    who, complaint, assessment = _who(spec), _complaint(spec, rng), _assessment(spec)
+    if spec.sections:
+        first, *rest = spec.sections
+        return [(first.title, f"{who} {complaint}."), *((s.title, assessment) for s in rest)]
+    timing = f" This visit takes place {spec.window.phrase}." if spec.window else ""
+    return [
+        ("Subjective", f"{who} {rng.choice(_OPENERS)} and {complaint}.{_conditions(spec)}{timing}"),
+        ("Objective", rng.choice(_EXAMS)),
+        ("Assessment", assessment),
+        ("Plan", rng.choice(_PLANS)),
+    ]
+
+
+def realize(spec: GenerationSpec) -> str:
+    """A note for ``spec``, varied by its record seed."""
+    parts = sections(spec)
+    if spec.sections:
+        return "\n\n".join(f"{title}:\n{text}" for title, text in parts)
+    return "\n".join(f"{title}: {text}" for title, text in parts)
+
+
+def realize_output(spec: GenerationSpec, output: type[BaseModel]) -> str:
+    """The note as JSON of ``output``; only the models in ``engine.outputs`` are known."""
+    if output is not SectionedReport:
+        raise PermanentError(f"the template backend cannot write {output.__name__} output")
+    report = SectionedReport(
+        sections=[ReportSection(title=title, text=text) for title, text in sections(spec)]
     )
-    window = spec.get("window")
-    timing = f" This visit takes place {window['phrase']}." if isinstance(window, Mapping) else ""
-    if _names_diagnosis(spec):
-        label = f"{disease} ({code})" if code else disease
-        assessment = f"Presentation consistent with {label}."
-    else:
-        assessment = "Findings warrant further evaluation; no unifying diagnosis yet."
-    if sections:
-        body = [f"{s.get('title', 'Section')}:\n{who} {complaint}." for s in sections[:1]]
-        body += [f"{s.get('title', 'Section')}:\n{assessment}" for s in sections[1:]]
-        return "\n\n".join(body)
-    return (
-        f"Subjective: {who} {rng.choice(_OPENERS)} and {complaint}.{_conditions(spec)}{timing}\n"
-        f"Objective: {rng.choice(_EXAMS)}\n"
-        f"Assessment: {assessment}\n"
-        f"Plan: {rng.choice(_PLANS)}"
-    )
+    return report.model_dump_json()
 
 
 class TemplateBackend(Backend):
@@ -111,4 +115,11 @@ class TemplateBackend(Backend):
         self.model = MODEL
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        return LLMResponse(raw=realize(request.spec), finish_reason="stop")
+        spec = request.spec
+        if spec is None:
+            raise PermanentError(
+                "the template backend writes notes from a GenerationSpec; this job has only "
+                "a prompt (use an LLM backend)"
+            )
+        raw = realize(spec) if request.output is None else realize_output(spec, request.output)
+        return LLMResponse(raw=raw, finish_reason="stop")

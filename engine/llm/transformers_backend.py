@@ -5,10 +5,17 @@ chat template when it has one, else a plain ``role: content`` transcript. Prompt
 left-padded and generated in batches of ``batch_size`` (the runner's concurrency keeps the
 batcher fed). Sampling seeds apply per batch, not per record: for exactly reproducible
 text use temperature 0 (greedy).
+
+Structured output (a request with ``output``) is decoded under the model's JSON schema with
+``lm-format-enforcer`` when it is installed (the ``transformers`` extra installs it): only
+tokens that keep the text a valid prefix of a schema instance are allowed. Without it the
+answer is free text that the runner validates and retries; ``describe()`` says which.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,44 @@ def pick_device(choice: str) -> str:
 
 def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+AllowedTokens = Callable[[int, Any], list[int]]
+
+
+class JsonConstraint:
+    """``prefix_allowed_tokens_fn`` for a JSON schema, through lm-format-enforcer.
+
+    The tokenizer's vocabulary is analysed once (on first use); each batch gets a fresh
+    enforcer for its schema.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        import transformers
+        import transformers.tokenization_utils as legacy
+
+        # lm-format-enforcer 0.11.3 imports PreTrainedTokenizerBase from its pre-5.0 module
+        # (fixed upstream in noamgat/lm-format-enforcer#175, not in a release yet)
+        if not hasattr(legacy, "PreTrainedTokenizerBase"):
+            legacy.PreTrainedTokenizerBase = transformers.PreTrainedTokenizerBase
+        from lmformatenforcer import JsonSchemaParser
+        from lmformatenforcer.integrations.transformers import (
+            build_token_enforcer_tokenizer_data,
+            build_transformers_prefix_allowed_tokens_fn,
+        )
+
+        self._parser = JsonSchemaParser
+        self._build = build_transformers_prefix_allowed_tokens_fn
+        self._data = build_token_enforcer_tokenizer_data(tokenizer)
+
+    def allowed_tokens(self, schema: dict[str, Any]) -> AllowedTokens:
+        fn: AllowedTokens = self._build(self._data, self._parser(schema))
+        return fn
+
+
+def structured_mode() -> str:
+    """How this backend honours a schema: constrained decoding, else validate-and-retry."""
+    return "lm-format-enforcer" if find_spec("lmformatenforcer") else "validate-and-retry"
 
 
 class TransformersBackend(BatchedBackend):
@@ -72,7 +117,14 @@ class TransformersBackend(BatchedBackend):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._torch = torch
+        self._constraint: JsonConstraint | None = None
         self._batcher = MicroBatcher(self._generate_batch, batch_size)
+
+    def constraint(self) -> JsonConstraint | None:
+        """The JSON constraint (built on first structured request), None without the library."""
+        if self._constraint is None and structured_mode() == "lm-format-enforcer":
+            self._constraint = JsonConstraint(self.tokenizer)
+        return self._constraint
 
     def prompt(self, messages: Messages) -> str:
         if self.tokenizer.chat_template:
@@ -102,6 +154,10 @@ class TransformersBackend(BatchedBackend):
                 torch.manual_seed(requests[0].seed)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None)
+        schema = requests[0].json_schema
+        constraint = self.constraint() if schema is not None else None
+        if schema is not None and constraint is not None:
+            kwargs["prefix_allowed_tokens_fn"] = constraint.allowed_tokens(schema["schema"])
         with torch.inference_mode():
             output = self.lm.generate(**encoded, **kwargs)
         prompt_len = encoded["input_ids"].shape[1]
@@ -133,4 +189,5 @@ class TransformersBackend(BatchedBackend):
             "device": self.device,
             "batch_size": self._batcher.max_batch,
             "dtype": str(self.lm.dtype),
+            "structured_output": structured_mode(),
         }

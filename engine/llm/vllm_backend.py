@@ -1,12 +1,16 @@
 """vLLM's offline engine (``vllm.LLM``), when the optional ``vllm`` extra is installed.
 
 Requests are micro-batched into ``LLM.chat`` calls with one ``SamplingParams`` per request,
-so every record keeps its own seed. For a shared server use ``vllm serve`` and the openai
-backend instead.
+so every record keeps its own seed; structured output uses vLLM's guided decoding on the
+request's JSON schema. ``aclose`` unloads the engine and frees its GPU memory, as
+distilabel's vLLM adapter does. For a shared server use ``vllm serve`` and the openai
+backend instead. Not run in this project's CI (no GPU there).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from typing import Any
 
 from engine.errors import EngineError
@@ -45,7 +49,7 @@ class VLLMBackend(BatchedBackend):
         self.model = model
         self._engine_kwargs = dict(engine_kwargs or {})
         try:
-            self.llm = vllm.LLM(model=model, **self._engine_kwargs)
+            self.llm: Any = vllm.LLM(model=model, **self._engine_kwargs)
         except (OSError, ValueError, RuntimeError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise EngineError(f"vLLM cannot load {model!r}: {first}") from None
@@ -53,7 +57,8 @@ class VLLMBackend(BatchedBackend):
 
     def _sampling(self, request: LLMRequest) -> Any:
         p = request.params
-        extra = _structured(dict(request.json_schema["schema"])) if request.json_schema else {}
+        schema = request.json_schema
+        extra = _structured(schema["schema"]) if schema is not None else {}
         return self._vllm.SamplingParams(
             temperature=p.temperature,
             top_p=p.top_p,
@@ -83,6 +88,26 @@ class VLLMBackend(BatchedBackend):
                 )
             )
         return results
+
+    async def aclose(self) -> None:
+        """Stop the batcher, then unload the engine and give its GPU memory back."""
+        await super().aclose()
+        if self.llm is None:
+            return
+        import torch
+        from vllm.distributed.parallel_state import (
+            destroy_distributed_environment,
+            destroy_model_parallel,
+        )
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+        self.llm = None
+        with contextlib.suppress(AssertionError, RuntimeError, ValueError):
+            torch.distributed.destroy_process_group()  # absent for a single GPU
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def describe(self) -> dict[str, Any]:
         return {
