@@ -1,8 +1,10 @@
-"""Fingerprints and cache keys: sha256 over canonical JSON of what determines the data.
+"""Fingerprints, run identities and cache keys: sha256 over canonical JSON of what decides data.
 
-The fingerprint covers the KG content hash, recipe, template hash, backend, model and
-sampling parameters. It deliberately excludes concurrency, timeouts, retry settings,
-endpoint URLs and API keys: they change how fast records arrive, not what they say.
+The record fingerprint covers the KG content hash, recipe, template hash, backend, model and
+sampling parameters; the run identity covers what decides a run's set of records (the plan
+request and KG hash, or the specs file's digest), backend, model, sampling parameters and
+structured-output schema. Both exclude concurrency, timeouts, retry settings, endpoint URLs
+and API keys: they change how fast records arrive, not what they say.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import platform
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 FINGERPRINT_VERSION = 1
+#: hex digits of an identity shown in messages
+SHORT = 12
 
 
 def canonical_json(value: Any) -> str:
@@ -47,6 +53,40 @@ def fingerprint(
             "params": dict(params),
         }
     )
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(_flat(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+class RunIdentity(BaseModel):
+    """What decides a run's records; an output file holds records of one identity only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: dict[str, Any]
+    backend: str
+    model: str
+    params: dict[str, Any]
+    structured_output: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return sha256_hex({"v": FINGERPRINT_VERSION, **self.model_dump(mode="json")})
+
+    def differences(self, other: RunIdentity) -> list[str]:
+        """``field: theirs -> ours`` for each (dotted) field that differs from ``other``."""
+        mine, theirs = _flat(self.model_dump(mode="json")), _flat(other.model_dump(mode="json"))
+        return [
+            f"{key}: {canonical_json(theirs.get(key))} -> {canonical_json(mine.get(key))}"
+            for key in sorted(mine.keys() | theirs.keys())
+            if mine.get(key) != theirs.get(key)
+        ]
 
 
 def request_key(

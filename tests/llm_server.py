@@ -7,7 +7,12 @@ and injects faults by rate or by a per-arrival schedule:
 
 ``429`` (with ``Retry-After`` / ``retry-after-ms``), ``500``, ``503``, ``hang`` (sleeps
 past any sane client timeout), ``malformed`` (invalid JSON with a JSON content type),
-``truncated`` (the connection closes mid-body), ``wrong_type`` (an HTML page).
+``truncated`` (the connection closes mid-body), ``wrong_type`` (an HTML page), ``400`` (a
+bad-request error), ``no_choices`` (200 with an empty ``choices`` list), ``prose`` (a valid
+completion whose text is prose, not the JSON a ``response_format`` asked for),
+``broken_json`` (the asked-for JSON cut in half), ``wrong_schema`` (valid JSON that does not
+match the asked-for schema), ``length`` and ``content_filter`` (answers with that
+``finish_reason``).
 
 Control and observation go through ``/_admin/*`` endpoints so the same handle works for
 a server in a thread of the test process or in a subprocess (``python -m tests.llm_server``).
@@ -33,7 +38,22 @@ from typing import Any, Self
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-FAULTS = ("429", "500", "503", "hang", "malformed", "truncated", "wrong_type")
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "hang",
+    "malformed",
+    "truncated",
+    "wrong_type",
+    "400",
+    "no_choices",
+    "prose",
+    "broken_json",
+    "wrong_schema",
+    "length",
+    "content_filter",
+)
 _KEYWORDS = re.compile(r"(?im)^\s*(?:keywords|symptoms)\s*:\s*(.+)$")
 _QUOTED = re.compile(r'(?m)^\s*-\s*"([^"]+)"')
 
@@ -69,13 +89,20 @@ def note_text(messages: list[dict[str, Any]]) -> str:
     )
 
 
-def _schema_instance(schema: dict[str, Any], text: str) -> Any:
+def _schema_instance(schema: dict[str, Any], text: str, defs: dict[str, Any] | None = None) -> Any:
+    """An instance of ``schema`` (``$ref``s into ``$defs`` resolved; arrays get one item)."""
+    defs = schema.get("$defs", defs or {})
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return _schema_instance(defs[ref.removeprefix("#/$defs/")], text, defs)
+    if "enum" in schema:
+        return schema["enum"][0]
     kind = schema.get("type")
     if kind == "object":
         props = schema.get("properties", {})
-        return {name: _schema_instance(sub, text) for name, sub in props.items()}
+        return {name: _schema_instance(sub, text, defs) for name, sub in props.items()}
     if kind == "array":
-        return []
+        return [_schema_instance(schema.get("items", {}), text, defs)]
     if kind in ("integer", "number"):
         return 0
     if kind == "boolean":
@@ -202,6 +229,13 @@ class FaultServer:
             )
         if fault == "500":
             return web.json_response({"error": {"message": "internal error"}}, status=500)
+        if fault == "400":
+            message = "Unsupported parameter: 'temperature'"
+            return web.json_response(
+                {"error": {"message": message, "type": "invalid_request_error"}}, status=400
+            )
+        if fault == "no_choices":
+            return web.json_response({"id": "chatcmpl-empty", "object": "chat.completion"})
         if fault == "hang":
             await asyncio.sleep(cfg.hang_s)
         if fault == "malformed":
@@ -212,7 +246,18 @@ class FaultServer:
             return web.Response(
                 text="<html><body>502 Bad Gateway</body></html>", content_type="text/html"
             )
-        payload = json.dumps(_completion(body)).encode()
+        completion = _completion(body)
+        choice = completion["choices"][0]
+        if fault == "prose":
+            choice["message"]["content"] = "I am sorry, I cannot do that."
+        if fault == "broken_json":
+            content = choice["message"]["content"]
+            choice["message"]["content"] = content[: len(content) // 2]
+        if fault == "wrong_schema":
+            choice["message"]["content"] = json.dumps({"unexpected": [1, 2, 3]})
+        if fault in ("length", "content_filter"):
+            choice["finish_reason"] = fault
+        payload = json.dumps(completion).encode()
         if fault == "truncated":
             response = web.StreamResponse(
                 headers={"Content-Type": "application/json", "Content-Length": str(len(payload))}

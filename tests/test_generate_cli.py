@@ -79,17 +79,18 @@ def test_generate_with_an_endpoint_resume_and_no_secret_anywhere(
     sent = {r["body"]["messages"][1]["content"]: r["body"] for r in requests}
     for rec in records.values():
         spec = rec.spec
-        assert rec.status == "ok" and rec.backend == "openai" and rec.seed == spec["record_seed"]
+        assert spec is not None
+        assert rec.status == "ok" and rec.backend == "openai" and rec.seed == spec.record_seed
         assert rec.fingerprint == fingerprint(
-            kg_hash=spec["kg_hash"],
+            kg_hash=spec.kg_hash,
             recipe="dualalign",
-            template_hash=spec["template_hash"],
+            template_hash=spec.template_hash,
             backend="openai",
             model="test-model",
             params=rec.params,
         )
         assert rec.params["temperature"] == 0.9  # the recipe's default
-        keywords = [k["text"] for k in spec["keywords"]]
+        keywords = [k.text for k in spec.keywords]
         assert rec.text is not None and ", ".join(keywords) in rec.text  # the prompt carried them
         assert any(body["seed"] == rec.seed for body in sent.values())
 
@@ -129,7 +130,8 @@ def test_template_backend_when_no_endpoint_is_configured(graph: Path, tmp_path: 
     assert len(records) == 3
     for rec in records.values():
         assert rec.backend == "template" and rec.model == "rule-based" and rec.status == "ok"
-        assert all(s["name"] in (rec.text or "") for s in rec.spec["symptoms"])
+        assert rec.spec is not None
+        assert all(s.name in (rec.text or "") for s in rec.spec.symptoms)
     manifest = json.loads((tmp_path / "notes.manifest.json").read_text())
     assert manifest["backend"]["backend"] == "template"
 

@@ -162,7 +162,7 @@ def test_sigkill_and_rerun(server: ThreadServer, specs: Path, tmp_path: Path) ->
     ids = Counter(r["record_id"] for r in records)
     assert len(ids) == N and max(ids.values()) == 1  # exactly N, none written twice
     final = read_records(out)
-    assert all(r.status == "ok" and r.spec["recipe"] == "dualalign" for r in final.values())
+    assert all(r.status == "ok" and r.spec and r.spec.recipe == "dualalign" for r in final.values())
     asked_total = Counter(requested_ids(server.requests(), seeds))
     assert set(asked_total) == set(ids)
     # A record is asked again only when a kill caught its request in flight (at most the

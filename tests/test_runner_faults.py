@@ -95,8 +95,20 @@ def test_every_record_ok_or_failed_with_reason_and_concurrency_cut(tmp_path: Pat
 
     faults = Counter(e.get("fault") for e in log)
     assert faults["429"] > 0.15 * len(log) and faults["hang"] > 0.03 * len(log)
-    assert summary.overloads == faults["429"] + faults["503"]
-    assert summary.attempts == len(log)  # every attempt reached the server, none was invented
+    # Every 429/503 the client saw was counted (one a loaded machine delays past the
+    # client's timeout is seen as a timeout instead, so the server may have sent more).
+    seen = sum(
+        e.split(": ", 1)[1].startswith(("HTTP 429", "HTTP 503"))
+        for r in records
+        for e in r["errors"]
+    )
+    assert summary.overloads == seen
+    assert 0.9 * (faults["429"] + faults["503"]) <= seen <= faults["429"] + faults["503"]
+    # Every attempt is in the records; each one the server never saw timed out on the way
+    # (a loaded machine can starve the server's accept loop past the 0.3 s timeout).
+    assert summary.attempts == sum(r["attempts"] for r in records)
+    timeouts = sum("no response within" in e for r in records for e in r["errors"])
+    assert len(log) <= summary.attempts <= len(log) + timeouts
 
     # The runner's own trace: the limit was cut while 429s came, far below the maximum.
     trace = summary.concurrency_trace

@@ -18,6 +18,7 @@ from engine.llm.pricing import PriceTable
 from engine.provenance import fingerprint
 from engine.runner import GenerationJob, RequestCache, RunConfig, Runner, RunSummary, read_records
 from engine.runner.output import manifest_path
+from engine.spec import GenerationSpec
 from tests.llm_server import ServerConfig, ThreadServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,14 +37,29 @@ def server(module_server: ThreadServer) -> ThreadServer:
     return module_server
 
 
-def make_jobs(n: int, start: int = 0) -> list[GenerationJob]:
+def make_spec(i: int, recipe: str = "unit", run_seed: int = 0) -> GenerationSpec:
+    return GenerationSpec(
+        recipe=recipe,
+        run_seed=run_seed,
+        record_index=i,
+        record_id=f"rec-{i:05d}",
+        record_seed=i,
+        disease_id="KGS:disease/unit",
+        disease="Unit disease",
+        template_id="unit",
+        template_hash="t0",
+        kg_hash="kg0",
+    )
+
+
+def make_jobs(n: int, start: int = 0, recipe: str = "unit") -> list[GenerationJob]:
     return [
         GenerationJob(
             record_id=f"rec-{i:05d}",
             record_index=i,
             messages=[{"role": "user", "content": f"Record {i}.\nKeywords: cough, fever"}],
             seed=i,
-            spec={"recipe": "unit", "kg_hash": "kg0", "template_hash": "t0", "index": i},
+            spec=make_spec(i, recipe),
         )
         for i in range(start, start + n)
     ]
@@ -58,6 +74,7 @@ def run(
     params: SamplingParams | None = None,
     stop_after: float | None = None,
     response_model: type[BaseModel] | None = None,
+    source: dict[str, Any] | None = None,
     **config: Any,
 ) -> RunSummary:
     async def go() -> RunSummary:
@@ -78,6 +95,7 @@ def run(
             cache=db,
             prices=PriceTable(),
             response_model=response_model,
+            source=source,
         )
         if stop_after is not None:
             asyncio.get_running_loop().call_later(stop_after, runner.request_stop)
@@ -174,11 +192,57 @@ def test_changed_configuration_refuses_to_mix_into_old_output(
     out = tmp_path / "notes.jsonl"
     run(server.url, out, make_jobs(3))
     manifest = manifest_path(out).read_text()
-    with pytest.raises(EngineError, match=r"made another way .* write to a new -o file"):
+    with pytest.raises(EngineError, match=r"params\.temperature: 0\.7 -> 0\.2.* another -o"):
         run(server.url, out, make_jobs(3), params=SamplingParams(temperature=0.2))
     assert manifest_path(out).read_text() == manifest  # the refused run left no trace
+    assert not (tmp_path / "notes.lock").exists()
     with pytest.raises(EngineError, match="appears twice"):
         run(server.url, tmp_path / "dup.jsonl", make_jobs(3) + make_jobs(1))
+
+
+def plan_source(seed: int, recipe: str = "unit", n: int = 3) -> dict[str, Any]:
+    return {"plan": {"recipe": recipe, "seed": seed, "n": n}, "kg_hash": "kg0"}
+
+
+def test_resume_with_another_seed_or_recipe_is_refused_naming_both_runs(
+    server: ThreadServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "notes.jsonl"
+    run(server.url, out, make_jobs(3), source=plan_source(1))
+    first = json.loads(manifest_path(out).read_text())
+    old_id = first["run_identity"]
+    assert len(old_id) == 64 and {r["run"] for r in lines(out)} == {old_id}
+    server.reset()
+    # Other seeds plan other record ids: without the identity these would simply be added.
+    other_ids = [
+        GenerationJob(**{**job.model_dump(), "record_id": f"s2-{job.record_id}"})
+        for job in make_jobs(3)
+    ]
+    with pytest.raises(EngineError) as refused:
+        run(server.url, out, other_ids, source=plan_source(2))
+    message = str(refused.value)
+    assert f"holds records of run {old_id[:12]}" in message
+    assert "source.plan.seed: 1 -> 2" in message and "--force-new" in message
+    new_id = message.split("this run is ")[1][:12]
+    assert new_id != old_id[:12]
+    with pytest.raises(EngineError, match=r'source\.plan\.recipe: "unit" -> "medsyn"'):
+        run(server.url, out, make_jobs(3, recipe="medsyn"), source=plan_source(1, "medsyn"))
+    assert server.stats()["arrivals"] == 0  # nothing was asked for the refused runs
+    assert len(lines(out)) == 3
+    assert json.loads(manifest_path(out).read_text()) == first
+    # The same identity resumes (and finds nothing left to do).
+    again = run(server.url, out, make_jobs(3), source=plan_source(1))
+    assert again.skipped == 3 and again.identity == old_id
+
+
+def test_records_without_a_manifest_are_not_mixed(server: ThreadServer, tmp_path: Path) -> None:
+    out = tmp_path / "notes.jsonl"
+    run(server.url, out, make_jobs(2), source=plan_source(1))
+    manifest_path(out).unlink()
+    with pytest.raises(EngineError, match="its manifest is missing"):
+        run(server.url, out, make_jobs(2), source=plan_source(2))
+    resumed = run(server.url, out, make_jobs(4), source=plan_source(1))
+    assert resumed.skipped == 2 and resumed.ok == 2
 
 
 def test_stop_finishes_in_flight_records_then_resume_completes(
@@ -197,6 +261,56 @@ def test_stop_finishes_in_flight_records_then_resume_completes(
     assert len(lines(out)) == 100
 
 
+def assert_manifest_tells_the_truth(out: Path) -> dict[str, Any]:
+    """Counted from the file itself, independently of the runner's own bookkeeping."""
+    written = lines(out)
+    latest: dict[str, str] = {}
+    for rec in written:
+        latest[rec["record_id"]] = rec["status"]
+    manifest = json.loads(manifest_path(out).read_text())
+    statuses = list(latest.values())
+    assert manifest["records"] == {"ok": statuses.count("ok"), "failed": statuses.count("failed")}
+    runs = manifest["runs"]
+    assert sum(r["ok"] + r["failed"] for r in runs) == len(written)
+    assert sum(r["ok"] for r in runs) == sum(rec["status"] == "ok" for rec in written)
+    assert {r["identity"] for r in runs} == {manifest["run_identity"]}
+    assert {rec["run"] for rec in written} == {manifest["run_identity"]}
+    return manifest
+
+
+def test_a_second_run_of_one_runner_after_an_interrupt_completes(
+    server: ThreadServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "notes.jsonl"
+    server.configure(ServerConfig(latency_s=0.1, schedule=[None] * 5 + ["400"]))
+    jobs = make_jobs(60)
+
+    async def go() -> tuple[RunSummary, RunSummary]:
+        backend = OpenAIBackend("gpt-4o-mini", base_url=server.url)
+        config = RunConfig(concurrency=4, progress=False, backoff_base_s=0.01)
+        runner = Runner(backend, out, params=SamplingParams(), config=config, source={"t": 1})
+        asyncio.get_running_loop().call_later(0.35, runner.request_stop)
+        try:
+            first = await runner.run(jobs, total=len(jobs))
+            second = await runner.run(jobs, total=len(jobs))  # the same object, again
+        finally:
+            await backend.aclose()
+        return first, second
+
+    first, second = asyncio.run(go())
+    assert first.status == "interrupted" and 0 < first.ok + first.failed < 60
+    assert first.failed == 1  # the 400 is not retried: one attempt, failed with its reason
+    assert second.status == "complete"
+    assert second.skipped == first.ok and second.ok == 60 - first.ok and second.failed == 0
+    final = read_records(out)
+    assert len(final) == 60 and all(r.status == "ok" for r in final.values())
+    manifest = assert_manifest_tells_the_truth(out)
+    assert [r["status"] for r in manifest["runs"]] == ["interrupted", "complete"]
+    failed_line = next(r for r in lines(out) if r["status"] == "failed")
+    assert failed_line["failure"] == "permanent" and "HTTP 400" in failed_line["reason"]
+    assert "Unsupported parameter" in failed_line["reason"] and failed_line["attempts"] == 1
+
+
 def test_unreachable_endpoint_stops_the_run_with_one_message(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r"cannot connect to .*is the server running"):
         run("http://127.0.0.1:9/v1", tmp_path / "notes.jsonl", make_jobs(50), max_attempts=5)
@@ -208,13 +322,32 @@ class Summary(BaseModel):
     text: str
 
 
+def test_unparseable_structured_output_is_retried_then_failed_with_its_reason(
+    server: ThreadServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "notes.jsonl"
+    server.configure(ServerConfig(schedule=["prose", "prose", "prose"]))
+    summary = run(server.url, out, make_jobs(1), response_model=Summary, max_attempts=3)
+    assert (summary.ok, summary.failed) == (0, 1) and server.stats()["arrivals"] == 3
+    (failed,) = lines(out)
+    assert failed["status"] == "failed" and failed["failure"] == "unparseable"
+    assert failed["attempts"] == 3 and len(failed["errors"]) == 3
+    assert "no JSON found" in failed["reason"] and "cannot do that" in failed["reason"]
+    server.configure(ServerConfig(schedule=["prose"]))
+    server.reset()
+    again = run(server.url, out, make_jobs(1), response_model=Summary, max_attempts=3)
+    assert (again.ok, again.failed) == (1, 0) and server.stats()["arrivals"] == 2
+    ok = lines(out)[-1]
+    assert ok["status"] == "ok" and ok["attempts"] == 2 and ok["parsed"]["text"]
+
+
 def test_structured_output_is_parsed_into_records(server: ThreadServer, tmp_path: Path) -> None:
     out = tmp_path / "notes.jsonl"
     summary = run(server.url, out, make_jobs(4), response_model=Summary)
     assert summary.ok == 4
     rec = lines(out)[0]
     assert rec["parsed"]["text"].startswith("SUBJECTIVE")
-    assert json.loads(manifest_path(out).read_text())["structured_output"] == "Summary"
+    assert json.loads(manifest_path(out).read_text())["structured_output"].startswith("Summary:")
 
 
 def test_fingerprint_covers_what_the_data_depends_on_only(

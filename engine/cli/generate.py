@@ -1,7 +1,12 @@
 """``kgsynth generate``: plan (or read) specs, run them through an LLM backend, write JSONL.
 
 Rerunning the same command resumes: records already ``ok`` are skipped, ``failed`` ones are
-retried, and answers already paid for come from the request cache.
+retried, and answers already paid for come from the request cache. One process writes an
+output at a time, and an output holds the records of one run identity only.
+
+Exit codes: 0 every record ok; 2 a usage or configuration error (nothing generated, or the
+run was stopped by an error it names); 3 the run finished but some records failed; 130
+interrupted (rerun to resume).
 """
 
 from __future__ import annotations
@@ -38,13 +43,19 @@ from engine.llm.factory import (
 )
 from engine.llm.pricing import PriceTable
 from engine.plan import Planner
+from engine.recipes import Generation
 from engine.runner.cache import RequestCache
-from engine.runner.output import OutputLog, default_cache_path
+from engine.runner.lock import OutputLock
+from engine.runner.output import OutputLog, check_output, default_cache_path, set_aside
 from engine.runner.run import RunConfig, Runner, RunSummary
 from engine.runner.sources import JobSource, from_planner, from_specs_file
 from kg.cli import store_from_context
 
 ENV_MODEL = "KGSYNTH_MODEL"
+#: exit status when the run finished but some records failed
+EXIT_FAILED_RECORDS = 3
+#: exit status of an interrupted run (as for SIGINT)
+EXIT_INTERRUPTED = 130
 _err = Console(stderr=True, soft_wrap=True)
 
 
@@ -105,23 +116,32 @@ def _backend_settings(
     batch_size: int | None,
     ingest: Path | None,
 ) -> BackendSettings:
+    """The backend asked for; the template backend only when nothing at all was asked."""
     model = model or os.environ.get(ENV_MODEL)
+    endpoint = base_url or os.environ.get(ENV_BASE_URL) or os.environ.get(api_key_env)
+    where = f"--base-url URL (or {ENV_BASE_URL}), or set {api_key_env} for api.openai.com"
     if backend is None:
-        endpoint = base_url or os.environ.get(ENV_BASE_URL) or os.environ.get(api_key_env)
-        if not endpoint:
+        if not endpoint and not model:
             _err.print(
                 f"[yellow]no LLM endpoint configured[/] (--base-url, {ENV_BASE_URL} or "
                 f"{api_key_env}): using the template backend, which writes rule-based notes "
                 "labelled backend=template, not LLM text"
             )
             backend = BackendChoice.template
+        elif not endpoint:
+            raise EngineError(
+                f"--model {model} needs an endpoint: pass {where}; or choose a local "
+                "backend (--backend transformers / vllm)"
+            )
+        elif not model:
+            raise EngineError(
+                f"an LLM endpoint is configured: pass --model (or set "
+                f"{ENV_MODEL}), or choose --backend template"
+            )
         else:
             backend = BackendChoice.openai
-            if not model:
-                raise EngineError(
-                    f"an LLM endpoint is configured: pass --model (or set "
-                    f"{ENV_MODEL}), or choose --backend template"
-                )
+    elif backend is BackendChoice.openai and model and not endpoint:
+        raise EngineError(f"--backend openai needs an endpoint: pass {where}")
     return BackendSettings(
         kind=backend.value,
         model=model,
@@ -138,9 +158,17 @@ def _write_batch_file(
 ) -> None:
     from engine.llm.batch import write_batch_requests
 
-    done = {rid for rid, state in OutputLog(output).load().items() if state.status == "ok"}
+    held = OutputLog(output).load().records
+    done = {rid for rid, state in held.items() if state.status == "ok"}
     requests = (
-        LLMRequest(request_id=job.record_id, messages=job.messages, params=params, seed=job.seed)
+        LLMRequest(
+            request_id=job.record_id,
+            messages=job.messages,
+            params=params,
+            seed=job.seed,
+            output=source.output,
+            spec=job.spec,
+        )
         for job in source.jobs
         if job.record_id not in done
     )
@@ -172,6 +200,10 @@ def _report(summary: RunSummary, backend_name: str) -> None:
     )
     if backend_name == "template":
         _err.print("[yellow]template backend: rule-based notes, no LLM was used[/]")
+    if summary.failure_reasons:
+        reasons = sorted(summary.failure_reasons.items(), key=lambda kv: -kv[1])
+        lines = "".join(f"\n  {count} x {reason}" for reason, count in reasons[:3])
+        _err.print(f"failures of this run:{lines}", highlight=False, markup=False)
     if summary.file_failed:
         _err.print(
             f"[yellow]{summary.file_failed} record(s) failed (see their reason field); "
@@ -251,13 +283,72 @@ def generate(
         bool | None,
         typer.Option("--progress/--no-progress", help="Default: when stderr is a terminal."),
     ] = None,
+    force_new: Annotated[
+        bool,
+        typer.Option(
+            "--force-new",
+            help="Move an existing -o (and its manifest) aside to STEM.old-N and start afresh.",
+        ),
+    ] = False,
 ) -> None:
-    """Generate notes: one JSONL record per spec, with provenance; rerun to resume."""
+    """Generate notes: one JSONL record per spec, with provenance; rerun to resume.
+
+    Exit status: 0 all records ok, 3 some records failed, 2 a usage or configuration
+    error, 130 interrupted (rerun the same command to resume).
+    """
     settings = _backend_settings(backend, model, base_url, api_key_env, device, batch_size, ingest)
-    source = _source(ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed, set_)
-    gen = source.generation
+    target = check_output(output)
+    with OutputLock(target) as lock:
+        if lock.took_over:
+            _err.print(
+                f"took over the lock of pid {lock.took_over.get('pid')} "
+                f"({lock.took_over.get('command')}), which no longer runs",
+                highlight=False,
+                markup=False,
+            )
+        if force_new and (aside := set_aside(target)) is not None:
+            _err.print(f"moved the previous output aside to {aside}", highlight=False)
+        source = _source(
+            ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed, set_
+        )
+        params = _sampling(source.generation, temperature, top_p, max_tokens)
+        if settings.kind == "batch" and settings.ingest is None:
+            if not settings.model:
+                raise EngineError("--backend batch needs --model (the model the batch will run)")
+            _write_batch_file(
+                source,
+                target,
+                batch_file or target.with_name(f"{target.stem}.batch.jsonl"),
+                settings.model,
+                params,
+            )
+            return
+        local = settings.kind in DEFAULT_BATCH  # keep two batches queued for local engines
+        default_concurrency = 2 * (batch_size or DEFAULT_BATCH[settings.kind]) if local else 16
+        config = RunConfig(
+            concurrency=concurrency or default_concurrency,
+            max_attempts=max_attempts,
+            timeout_s=timeout,
+            progress=sys.stderr.isatty() if progress is None else progress,
+            handle_signals=True,
+        )
+        _setup_logging()
+        summary = asyncio.run(
+            _run(settings, source, target, params, config, cache, no_cache, prices)
+        )
+    _report(summary, settings.kind)
+    if summary.status == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.file_failed:
+        raise typer.Exit(EXIT_FAILED_RECORDS)
+
+
+def _sampling(
+    gen: Generation | None, temperature: float | None, top_p: float, max_tokens: int | None
+) -> SamplingParams:
+    """The flags' sampling parameters, the recipe's defaults for those not given."""
     try:
-        params = SamplingParams(
+        return SamplingParams(
             temperature=temperature if temperature is not None else gen.temperature if gen else 0.7,
             top_p=top_p,
             max_tokens=max_tokens if max_tokens is not None else gen.max_tokens if gen else 1024,
@@ -266,31 +357,6 @@ def generate(
         first = err.errors()[0]
         flag = str(first["loc"][0]).replace("_", "-")
         raise EngineError(f"--{flag}: {first['msg']}") from None
-    if settings.kind == "batch" and settings.ingest is None:
-        if not settings.model:
-            raise EngineError("--backend batch needs --model (the model the batch will run)")
-        _write_batch_file(
-            source,
-            output,
-            batch_file or output.with_name(f"{output.stem}.batch.jsonl"),
-            settings.model,
-            params,
-        )
-        return
-    local = settings.kind in DEFAULT_BATCH  # keep two batches queued for local engines
-    default_concurrency = 2 * (batch_size or DEFAULT_BATCH[settings.kind]) if local else 16
-    config = RunConfig(
-        concurrency=concurrency or default_concurrency,
-        max_attempts=max_attempts,
-        timeout_s=timeout,
-        progress=sys.stderr.isatty() if progress is None else progress,
-        handle_signals=True,
-    )
-    _setup_logging()
-    summary = asyncio.run(_run(settings, source, output, params, config, cache, no_cache, prices))
-    _report(summary, settings.kind)
-    if summary.status == "interrupted":
-        raise typer.Exit(130)
 
 
 async def _run(
@@ -317,7 +383,9 @@ async def _run(
             config=config,
             cache=cache,
             prices=PriceTable.load(prices, discount=0.5 if settings.kind == "batch" else 1.0),
-            manifest_extra={"source": source.provenance},
+            response_model=source.output,
+            source=source.identity,
+            provenance=source.provenance,
             console=_err,
         )
         return await runner.run(source.jobs, total=source.total)

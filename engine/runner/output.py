@@ -1,8 +1,10 @@
 """Append-only JSONL output, its run manifest, and reading both back.
 
-Every record is one ``write`` of one line (so a kill leaves at most one partial last line);
-the file is fsync'd at intervals and on close. On resume the partial line is cut off and
-reported. Readers take the last line per ``record_id``.
+Records are appended whole lines at a time (a batch of lines per ``write``), so a kill
+leaves at most one partial last line; the file is fsync'd at intervals and on close. On
+resume the partial line is cut off and reported. Readers take the last line per
+``record_id``. The output is always a regular file written in place (a symlink is followed):
+nothing is ever renamed over it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +35,72 @@ def default_cache_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.cache.sqlite")
 
 
+def check_output(path: Path) -> Path:
+    """The regular file ``path`` names (a symlink followed), or one clear error.
+
+    A FIFO, device, socket or directory is refused (records are appended to a regular
+    file); so is a missing directory.
+    """
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        parent = target.parent
+        if not parent.is_dir():
+            raise EngineError(
+                f"-o {path}: the directory {parent} does not exist; create it first"
+            ) from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise EngineError(f"-o {path}: the directory {parent} is not writable") from None
+        return target
+    except OSError as err:
+        raise EngineError(f"-o {path}: {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
+        raise EngineError(f"-o {path} is a directory; name a .jsonl file in it")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise EngineError(
+            f"-o {path} is {kind}, not a regular file: generate appends records to a "
+            "regular file it can resume; name one"
+        )
+    return target
+
+
+def set_aside(output: Path) -> Path | None:
+    """Move ``output`` and its manifest to the first free ``STEM.old-N`` name (``--force-new``).
+
+    Returns the new path of the output, or ``None`` when there was nothing to move.
+    """
+    manifest = manifest_path(output)
+    if not output.exists() and not manifest.exists():
+        return None
+    for n in range(1, 10_000):
+        aside = output.with_name(f"{output.stem}.old-{n}{output.suffix}")
+        if not aside.exists() and not manifest_path(aside).exists():
+            break
+    else:
+        raise EngineError(f"no free name to move {output} aside; clean up {output.stem}.old-*")
+    if output.exists():
+        os.rename(output, aside)
+    if manifest.exists():
+        os.rename(manifest, manifest_path(aside))
+    return aside
+
+
 @dataclass(frozen=True, slots=True)
 class RecordState:
     status: Status
     fingerprint: str
+
+
+@dataclass(slots=True)
+class OutputContents:
+    """What an output file holds: the latest state per record, its run identities, lines."""
+
+    records: dict[str, RecordState] = field(default_factory=dict)
+    runs: set[str | None] = field(default_factory=set)
+    lines: Counter[str] = field(default_factory=Counter)
+    repaired_bytes: int = 0
 
 
 def read_records(path: Path) -> dict[str, NoteRecord]:
@@ -49,7 +115,7 @@ def read_records(path: Path) -> dict[str, NoteRecord]:
 
 
 class OutputLog:
-    """The output file of a run: load (and repair) its state, then append records."""
+    """The output file of a run: load (and repair) what it holds, then append lines."""
 
     def __init__(self, path: Path, fsync_interval_s: float = 1.0) -> None:
         self.path = path
@@ -57,13 +123,12 @@ class OutputLog:
         self._fd: int | None = None
         self._last_sync = time.monotonic()
         self._dirty = False
-        self.repaired_bytes = 0
 
-    def load(self) -> dict[str, RecordState]:
-        """State of every record already in the file; cuts off a partial last line."""
-        state: dict[str, RecordState] = {}
+    def load(self) -> OutputContents:
+        """Every record already in the file; cuts off a partial last line."""
+        contents = OutputContents()
         if not self.path.exists():
-            return state
+            return contents
         keep = 0
         try:
             with self.path.open("rb") as fh:
@@ -72,43 +137,43 @@ class OutputLog:
                         break  # a partial last line, left by a kill mid-write
                     keep += len(line)
                     if line.strip():
-                        record_id, record_state = self._parse_state(number, line)
-                        state[record_id] = record_state
+                        self._parse_state(contents, number, line)
                 size = fh.seek(0, os.SEEK_END)
         except OSError as err:
             raise EngineError(f"cannot read {self.path}: {err.strerror}") from None
         if keep < size:
-            self.repaired_bytes = size - keep
+            contents.repaired_bytes = size - keep
             log.warning(
                 "%s: dropped a partial last line (%d bytes) left by an interrupted run",
                 self.path,
-                self.repaired_bytes,
+                contents.repaired_bytes,
             )
             with self.path.open("r+b") as fh:
                 fh.truncate(keep)
                 os.fsync(fh.fileno())
-        return state
+        return contents
 
-    def _parse_state(self, number: int, line: bytes) -> tuple[str, RecordState]:
+    def _parse_state(self, contents: OutputContents, number: int, line: bytes) -> None:
         try:
             item = json.loads(line)
-            return item["record_id"], RecordState(item["status"], item["fingerprint"])
+            state = RecordState(item["status"], item["fingerprint"])
+            contents.records[item["record_id"]] = state
         except (ValueError, KeyError, TypeError):
             raise EngineError(
                 f"{self.path}, line {number}: not a kgsynth record; choose another -o file"
             ) from None
+        contents.runs.add(item.get("run"))
+        contents.lines[state.status] += 1
 
-    def append(self, record: NoteRecord) -> None:
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (whole lines); fsync if the interval has passed."""
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        line = record.model_dump_json(exclude_none=True).encode("utf-8") + b"\n"
-        written = os.write(self._fd, line)
-        while written < len(line):  # a short write on a full disk or signal: finish it
-            written += os.write(self._fd, line[written:])
+        view = memoryview(data)
+        while view:  # a short write on a full disk or signal: finish it
+            view = view[os.write(self._fd, view) :]
         self._dirty = True
-        now = time.monotonic()
-        if now - self._last_sync >= self.fsync_interval_s:
+        if time.monotonic() - self._last_sync >= self.fsync_interval_s:
             self.sync()
 
     def sync(self) -> None:
@@ -137,5 +202,8 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Write atomically (temp file + rename), so a kill never leaves half a manifest."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

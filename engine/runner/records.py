@@ -7,15 +7,27 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.llm.base import Messages, Usage
+from engine.spec import GenerationSpec
 
 Status = Literal["ok", "failed"]
+#: why a record failed: the class of its last error (see ``engine.runner.attempts``)
+FailureKind = Literal[
+    "transient",
+    "overloaded",
+    "timeout",
+    "connection",
+    "unparseable",
+    "truncated",
+    "filtered",
+    "permanent",
+]
 
 
 class GenerationJob(BaseModel):
     """One record to generate: its id and index, prompt, sampling seed and the spec it came from.
 
-    ``spec`` is provenance (and the template backend's input); the runner reads only
-    ``kg_hash``, ``recipe`` and ``template_hash`` from it, for the fingerprint.
+    ``spec`` is the typed ``GenerationSpec`` (provenance, fingerprint input and the template
+    backend's input); ``None`` for a ready-made prompt with no spec behind it.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -24,7 +36,7 @@ class GenerationJob(BaseModel):
     record_index: int = Field(ge=0)
     messages: Messages
     seed: int | None = None
-    spec: dict[str, Any] = Field(default_factory=dict)
+    spec: GenerationSpec | None = None
 
 
 class Timings(BaseModel):
@@ -43,14 +55,16 @@ class NoteRecord(BaseModel):
     record_index: int
     status: Status
     reason: str | None = None
+    failure: FailureKind | None = None
     text: str | None = None
     parsed: Any = None
     backend: str
     model: str
     fingerprint: str
+    run: str | None = None
     params: dict[str, Any]
     seed: int | None = None
-    spec: dict[str, Any]
+    spec: GenerationSpec | None = None
     raw_response: str | None = None
     finish_reason: str | None = None
     response_id: str | None = None

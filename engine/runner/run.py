@@ -1,10 +1,11 @@
 """The runner: jobs in, one JSONL record out per job, at the endpoint's full speed.
 
-Bounded async concurrency under AIMD, retries with exponential backoff and full jitter
-(honouring ``Retry-After``), a per-request timeout, the SQLite request cache, append-only
-output with a manifest, resume by rerunning, and a clean stop on Ctrl-C / SIGTERM: the
-first signal stops new requests and lets in-flight ones finish and be written; a second
-abandons them (nothing is half-written either way).
+``Runner.run()`` owns the output for the run (one writer: ``OutputLock``), refuses an output
+holding another run identity, then schedules jobs under AIMD concurrency. Each record is
+tried by the ``AttemptPolicy`` (retries, backoff, timeouts) and handed to the ``RecordSink``,
+which writes output, cache and manifest on its own thread. Ctrl-C / SIGTERM: the first
+signal stops new requests and lets in-flight ones finish and be written; a second abandons
+them (nothing is half-written either way). Each ``run()`` has its own ``RunState``.
 """
 
 from __future__ import annotations
@@ -14,33 +15,23 @@ import contextlib
 import logging
 import signal
 import time
-from collections import Counter
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from engine.errors import EngineError
-from engine.llm.base import (
-    Backend,
-    ConnectionFailed,
-    LLMError,
-    LLMRequest,
-    LLMResponse,
-    Overloaded,
-    SamplingParams,
-    TransientError,
-    Usage,
-)
-from engine.llm.parsing import json_schema_for, parse_structured
+from engine.llm.base import Backend, LLMError, LLMRequest, SamplingParams, json_schema_for
+from engine.llm.parsing import check_response
 from engine.llm.pricing import PriceTable
-from engine.provenance import fingerprint, request_key, versions
-from engine.runner.aimd import AimdLimiter, Outcome
-from engine.runner.backoff import backoff_delay
-from engine.runner.cache import RequestCache
+from engine.provenance import SHORT, RunIdentity, fingerprint, request_key, sha256_hex
+from engine.runner import manifest
+from engine.runner.aimd import AimdLimiter
+from engine.runner.attempts import AttemptPolicy, RetrySettings, Tried
+from engine.runner.cache import CachedAnswer, RequestCache
+from engine.runner.lock import OutputLock
 from engine.runner.output import (
     OutputLog,
     RecordState,
@@ -49,17 +40,17 @@ from engine.runner.output import (
     write_manifest,
 )
 from engine.runner.progress import RunProgress
-from engine.runner.records import GenerationJob, NoteRecord, Status, Timings
+from engine.runner.records import GenerationJob, NoteRecord, Timings
+from engine.runner.sink import RecordSink
+from engine.runner.state import RunState, RunSummary, now_iso
 
 log = logging.getLogger("kgsynth.runner")
-#: connection failures with no success yet in the run after which the endpoint is unreachable
-UNREACHABLE_AFTER = 3
 #: records being worked on at once (in flight, waiting for a slot or backing off)
 LIVE_RECORDS = 1024
 
 
 class RunConfig(BaseModel):
-    """How a run behaves; none of it enters the fingerprint."""
+    """How a run behaves; none of it enters the fingerprint or the run identity."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -79,36 +70,12 @@ class RunConfig(BaseModel):
     handle_signals: bool = False
 
 
-class RunSummary(BaseModel):
-    """What one run did (``ok``/``failed``/``cached`` count records written by this run)."""
-
-    status: Literal["complete", "interrupted"]
-    output: str
-    manifest: str
-    seen: int = 0
-    skipped: int = 0
-    ok: int = 0
-    failed: int = 0
-    cached: int = 0
-    attempts: int = 0
-    overloads: int = 0
-    repaired_bytes: int = 0
-    usage: Usage = Usage()
-    cost_usd: float | None = None
-    elapsed_s: float = 0.0
-    file_ok: int = 0
-    file_failed: int = 0
-    peak_in_flight: int = 0
-    concurrency_trace: list[tuple[float, int]] = Field(default_factory=list)
-    trace_started: float = 0.0
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 class Runner:
-    """Runs jobs through one backend into one output file (resuming what it holds)."""
+    """Runs jobs through one backend into one output file (resuming what it holds).
+
+    ``source`` is what decides the jobs (the plan request and KG hash, or a specs file's
+    digest): with backend, model, sampling and structured output it is the run identity.
+    """
 
     def __init__(
         self,
@@ -120,7 +87,8 @@ class Runner:
         cache: RequestCache | None = None,
         prices: PriceTable | None = None,
         response_model: type[BaseModel] | None = None,
-        manifest_extra: dict[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
         console: Console | None = None,
     ) -> None:
         self.backend = backend
@@ -129,38 +97,47 @@ class Runner:
         self.cache = cache if backend.cacheable else None
         self.prices = prices
         self.response_model = response_model
-        self._schema = json_schema_for(response_model) if response_model else None
+        schema = json_schema_for(response_model) if response_model else None
         self.output = output
         self.manifest = manifest_path(output)
-        self.manifest_extra = manifest_extra or {}
+        self.provenance = dict(provenance or {})
         self._console = console or Console(stderr=True)
-        self._out = OutputLog(output, self.config.fsync_interval_s)
         self._params_json = params.model_dump(mode="json")
-        self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._fatal: BaseException | None = None
-        self._connect_failures = 0
-        self._successes = 0
+        self.identity = RunIdentity(
+            source=dict(source or {}),
+            backend=backend.name,
+            model=backend.model,
+            params=self._params_json,
+            structured_output=(
+                f"{schema['name']}:{sha256_hex(schema)[:SHORT]}" if schema else None
+            ),
+        )
+        self._run: RunState | None = None
 
     # -- control ---------------------------------------------------------------------------
 
     def request_stop(self) -> None:
         """Start no new requests; in-flight ones finish and are written."""
-        self._stop.set()
+        if self._run is not None:
+            self._run.stop.set()
 
     def abandon(self) -> None:
         """Cancel in-flight requests too (their records stay pending for the next run)."""
-        self._stop.set()
-        for task in list(self._tasks):
-            task.cancel()
+        if self._run is not None:
+            self._run.stop.set()
+            for task in list(self._run.tasks):
+                task.cancel()
 
     def _on_signal(self) -> None:
-        if self._stop.is_set():
+        run = self._run
+        if run is None:
+            return
+        if run.stop.is_set():
             self._console.print("[yellow]second interrupt: abandoning in-flight requests[/]")
             self.abandon()
             return
         self._console.print(
-            f"[yellow]stopping: finishing {len(self._tasks)} in-flight record(s); "
+            f"[yellow]stopping: finishing {len(run.tasks)} in-flight record(s); "
             "interrupt again to abandon them[/]"
         )
         self.request_stop()
@@ -170,9 +147,9 @@ class Runner:
     def job_fingerprint(self, job: GenerationJob) -> str:
         spec = job.spec
         return fingerprint(
-            kg_hash=spec.get("kg_hash"),
-            recipe=spec.get("recipe"),
-            template_hash=spec.get("template_hash"),
+            kg_hash=spec.kg_hash if spec else None,
+            recipe=spec.recipe if spec else None,
+            template_hash=spec.template_hash if spec else None,
             backend=self.backend.name,
             model=self.backend.model,
             params=self._params_json,
@@ -180,243 +157,190 @@ class Runner:
 
     async def run(self, jobs: Iterable[GenerationJob], total: int | None = None) -> RunSummary:
         """Generate every job not already ``ok`` in the output; returns this run's summary."""
+        with OutputLock(self.output):
+            return await self._locked_run(jobs, total)
+
+    def _new_state(self, out: OutputLog, old: dict[str, Any] | None, total: int | None) -> RunState:
         cfg = self.config
-        self._state = self._out.load()
-        self._summary = RunSummary(
-            status="complete",
-            output=str(self.output),
-            manifest=str(self.manifest),
-            repaired_bytes=self._out.repaired_bytes,
-        )
-        self._fingerprints: set[str] = set()
-        self._limiter = AimdLimiter(
+        contents = out.load()
+        manifest.check_identity(self.output, self.identity, contents, old)
+        limiter = AimdLimiter(
             cfg.concurrency,
             minimum=min(cfg.min_concurrency, cfg.concurrency),
             initial=cfg.initial_concurrency,
             increase_every=cfg.increase_every,
         )
-        self._started, self._started_at = time.monotonic(), _now()
-        self._history = self._previous_runs()
-        self._manifest_started = False
+        stop = asyncio.Event()
+        retry = RetrySettings(
+            cfg.max_attempts,
+            cfg.timeout_s,
+            cfg.backoff_base_s,
+            cfg.backoff_max_s,
+            cfg.max_retry_after_s,
+        )
+        return RunState(
+            summary=RunSummary(
+                status="complete",
+                output=str(self.output),
+                manifest=str(self.manifest),
+                identity=self.identity.fingerprint,
+                repaired_bytes=contents.repaired_bytes,
+            ),
+            contents=contents,
+            history=manifest.previous_runs(old, self.identity, contents),
+            limiter=limiter,
+            policy=AttemptPolicy(self.backend, retry, limiter, stop),
+            sink=RecordSink(out, self.cache),
+            progress=RunProgress(total, enabled=cfg.progress, console=self._console),
+            stop=stop,
+        )
+
+    async def _locked_run(self, jobs: Iterable[GenerationJob], total: int | None) -> RunSummary:
+        out = OutputLog(self.output, self.config.fsync_interval_s)
+        old = await asyncio.to_thread(read_manifest, self.manifest)
+        run = await asyncio.to_thread(self._new_state, out, old, total)
+        self._run = run
         loop = asyncio.get_running_loop()
         signals: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM) if cfg.handle_signals else ():
+        for sig in (signal.SIGINT, signal.SIGTERM) if self.config.handle_signals else ():
             with contextlib.suppress(NotImplementedError):  # no loop signal handlers here
                 loop.add_signal_handler(sig, self._on_signal)
                 signals.append(sig)
-        self._progress = RunProgress(total, enabled=cfg.progress, console=self._console)
+        run.sink.start()
         status = "aborted"
         try:
-            with self._progress:
-                await self._schedule(jobs, total)
-            if self._fatal is None:
-                self._summary.status = "interrupted" if self._stop.is_set() else "complete"
-                status = self._summary.status
+            with run.progress:
+                await self._schedule(run, jobs, total)
+            if run.fatal is None:
+                run.summary.status = "interrupted" if run.stop.is_set() else "complete"
+                status = run.summary.status
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            for task in list(self._tasks):
+            for task in list(run.tasks):
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._out.close()
-            if self._manifest_started or status != "aborted":
-                self._finalise(status)
-        if self._fatal is not None:
-            raise self._fatal
-        return self._summary
+            await asyncio.gather(*run.tasks, return_exceptions=True)
+            if run.manifest_started or status != "aborted":
+                self._finalise(run, status)
+            self._run = None
+            await run.sink.aclose()
+        if run.fatal is not None:
+            raise run.fatal
+        return run.summary
 
-    async def _schedule(self, jobs: Iterable[GenerationJob], total: int | None) -> None:
+    async def _schedule(
+        self, run: RunState, jobs: Iterable[GenerationJob], total: int | None
+    ) -> None:
         room = asyncio.Semaphore(max(8 * self.config.concurrency, LIVE_RECORDS))
         seen: set[str] = set()
         for job in jobs:
-            if self._stop.is_set():
+            if run.stop.is_set():
                 break
             if job.record_id in seen:
                 raise EngineError(f"record_id {job.record_id!r} appears twice in the input")
             seen.add(job.record_id)
-            self._summary.seen += 1
+            run.summary.seen += 1
             fp = self.job_fingerprint(job)
-            self._fingerprints.add(fp)
-            prev = self._state.get(job.record_id)
+            run.fingerprints.add(fp)
+            prev = run.records.get(job.record_id)
             if prev is not None and prev.fingerprint != fp:
                 raise EngineError(
                     f"{self.output} already holds record {job.record_id} made another way "
-                    f"(fingerprint {prev.fingerprint[:12]}, now {fp[:12]}: graph, recipe, "
+                    f"(fingerprint {prev.fingerprint[:SHORT]}, now {fp[:SHORT]}: graph, recipe, "
                     "template, backend, model or sampling changed); write to a new -o file"
                 )
-            if not self._manifest_started:  # only once the output is known to be ours
-                self._manifest_started = True
-                self._write_manifest("running")
+            if not run.manifest_started:  # only once the output is known to be ours
+                run.manifest_started = True
+                self._write_manifest(run, "running")
             if prev is not None and prev.status == "ok":
-                self._summary.skipped += 1
+                run.summary.skipped += 1
                 if total is not None:
-                    self._progress.set_total(total - self._summary.skipped)
+                    run.progress.set_total(total - run.summary.skipped)
                 continue
             await room.acquire()
-            if self._stop.is_set():
+            if run.stop.is_set():
                 room.release()
                 break
-            task = asyncio.create_task(self._process(job, fp))
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            task = asyncio.create_task(self._process(run, job, fp))
+            run.tasks.add(task)
+            task.add_done_callback(lambda t: self._task_done(run, t))
             task.add_done_callback(lambda _: room.release())
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
+        while run.tasks:
+            await asyncio.wait(list(run.tasks))
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _task_done(self, run: RunState, task: asyncio.Task[None]) -> None:
+        run.tasks.discard(task)
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None and self._fatal is None:
-            self._fatal = exc
-            self.abandon()
+        if exc is not None and run.fatal is None:
+            run.fatal = exc
+            run.stop.set()
+            for other in list(run.tasks):
+                other.cancel()
 
     # -- one record ------------------------------------------------------------------------
 
-    async def _process(self, job: GenerationJob, fp: str) -> None:
-        cfg, backend = self.config, self.backend
+    async def _process(self, run: RunState, job: GenerationJob, fp: str) -> None:
+        backend = self.backend
         request = LLMRequest(
             request_id=job.record_id,
             messages=job.messages,
             params=self.params,
             seed=job.seed,
-            json_schema=self._schema,
+            output=self.response_model,
             spec=job.spec,
         )
-        started, started_at = time.monotonic(), _now()
+        started, started_at = time.monotonic(), now_iso()
         key = None
         if self.cache is not None:
             key = request_key(backend.name, backend.model, job.messages, request.key_params())
-            hit = self.cache.get(key)
+            hit = await run.sink.lookup(key)
             if hit is not None:
                 try:
-                    parsed = self._parse(hit)
+                    parsed = check_response(request, hit)
                 except LLMError:
                     pass  # unusable cached answer: ask again
                 else:
-                    self._write(
-                        job,
-                        fp,
-                        "ok",
-                        started,
-                        started_at,
-                        response=hit,
-                        parsed=parsed,
-                        attempts=0,
-                        cached=True,
-                    )
+                    cached = Tried(response=hit, parsed=parsed)
+                    self._write(run, job, fp, cached, started, started_at, cached=True)
                     return
-        errors: list[str] = []
-        last_s: float | None = None
-        timeout = None if backend.local else cfg.timeout_s
-        for attempt in range(1, cfg.max_attempts + 1):
-            if self._stop.is_set():
-                return  # stopping: the record stays pending for the next run
-            ticket = await self._limiter.acquire()
-            if self._stop.is_set():
-                self._limiter.release(ticket, Outcome.OTHER)
-                return
-            self._summary.attempts += 1
-            outcome, t0 = Outcome.OTHER, time.monotonic()
-            error: LLMError | None = None
-            try:
-                async with asyncio.timeout(timeout):
-                    response = await backend.complete(request)
-                parsed = self._parse(response)
-                outcome = Outcome.OK
-            except TimeoutError:
-                error = TransientError(f"no response within {timeout:g} s")
-            except LLMError as err:
-                error = err
-                if isinstance(err, Overloaded):
-                    outcome = Outcome.OVERLOAD
-                    self._summary.overloads += 1
-            finally:
-                self._limiter.release(ticket, outcome)
-            last_s = time.monotonic() - t0
-            if error is None:
-                self._successes += 1
-                if key is not None and self.cache is not None:
-                    self.cache.put(key, backend.name, backend.model, job.record_id, response)
-                self._write(
-                    job,
-                    fp,
-                    "ok",
-                    started,
-                    started_at,
-                    response=response,
-                    parsed=parsed,
-                    attempts=attempt,
-                    errors=errors,
-                    last_s=last_s,
-                )
-                return
-            errors.append(f"attempt {attempt}: {error}")
-            self._check_reachable(error)
-            if not error.retryable or attempt == cfg.max_attempts:
-                break
-            delay = backoff_delay(
-                attempt,
-                base_s=cfg.backoff_base_s,
-                cap_s=cfg.backoff_max_s,
-                retry_after=getattr(error, "retry_after", None),
-                max_retry_after_s=cfg.max_retry_after_s,
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-        self._write(
-            job,
-            fp,
-            "failed",
-            started,
-            started_at,
-            attempts=len(errors),
-            errors=errors,
-            last_s=last_s,
-            reason=errors[-1].split(": ", 1)[1],
-        )
-
-    def _check_reachable(self, error: LLMError) -> None:
-        if not isinstance(error, ConnectionFailed) or self._successes:
-            return
-        self._connect_failures += 1
-        if self._connect_failures >= UNREACHABLE_AFTER:
-            raise EngineError(f"{error}; is the server running? (check --base-url)")
-
-    def _parse(self, response: LLMResponse) -> Any:
-        if self.response_model is None:
-            return None
-        return parse_structured(response.raw, self.response_model).model_dump(mode="json")
+        tried = await run.policy.attempt(request)
+        if tried.stopped:
+            return  # stopping: the record stays pending for the next run
+        answer = None
+        if tried.response is not None and key is not None:
+            answer = CachedAnswer(key, backend.name, backend.model, job.record_id, tried.response)
+        self._write(run, job, fp, tried, started, started_at, answer=answer)
 
     def _write(
         self,
+        run: RunState,
         job: GenerationJob,
         fp: str,
-        status: Status,
+        tried: Tried,
         started: float,
         started_at: str,
         *,
-        attempts: int,
-        response: LLMResponse | None = None,
-        parsed: Any = None,
         cached: bool = False,
-        errors: list[str] | None = None,
-        last_s: float | None = None,
-        reason: str | None = None,
+        answer: CachedAnswer | None = None,
     ) -> None:
+        response = tried.response
         usage = response.usage if response else None
         cost = self.prices.cost(self.backend.model, usage) if self.prices else None
+        last = tried.errors[-1] if response is None and tried.errors else None
         record = NoteRecord(
             record_id=job.record_id,
             record_index=job.record_index,
-            status=status,
-            reason=reason,
+            status="ok" if response is not None else "failed",
+            reason=last.message if last else None,
+            failure=last.kind if last else None,
             text=response.text if response else None,
-            parsed=parsed,
+            parsed=tried.parsed,
             backend=self.backend.name,
             model=self.backend.model,
             fingerprint=fp,
+            run=self.identity.fingerprint,
             params=self._params_json,
             seed=job.seed,
             spec=job.spec,
@@ -425,93 +349,60 @@ class Runner:
             response_id=response.response_id if response else None,
             usage=usage,
             cost_usd=cost,
-            attempts=attempts,
+            attempts=0 if cached else tried.attempts,
             cached=cached,
-            errors=errors or [],
+            errors=[str(e) for e in tried.errors],
             timings=Timings(
                 started_at=started_at,
-                finished_at=_now(),
+                finished_at=now_iso(),
                 elapsed_s=round(time.monotonic() - started, 6),
-                last_attempt_s=None if last_s is None else round(last_s, 6),
+                last_attempt_s=None if tried.last_s is None else round(tried.last_s, 6),
             ),
         )
-        self._out.append(record)
-        self._state[job.record_id] = RecordState(status, fp)
-        s = self._summary
-        if status == "ok":
+        run.sink.write(record, answer)
+        run.records[job.record_id] = RecordState(record.status, fp)
+        s = run.summary
+        if record.status == "ok":
             s.ok += 1
         else:
             s.failed += 1
+            run.failures[record.reason or "unknown"] += 1
         if cached:
             s.cached += 1
         elif usage is not None:
             s.usage = s.usage + usage
             if cost is not None:
                 s.cost_usd = (s.cost_usd or 0.0) + cost
-        self._progress.advance(ok=s.ok, failed=s.failed, cached=s.cached, limit=self._limiter.limit)
+        run.progress.advance(ok=s.ok, failed=s.failed, cached=s.cached, limit=run.limiter.limit)
 
     # -- manifest --------------------------------------------------------------------------
 
-    def _finalise(self, status: str) -> None:
-        s = self._summary
-        s.elapsed_s = round(time.monotonic() - self._started, 3)
-        s.peak_in_flight = self._limiter.peak_in_flight
-        s.concurrency_trace = list(self._limiter.trace)
-        s.trace_started = self._limiter.started
-        counts = Counter(state.status for state in self._state.values())
-        s.file_ok, s.file_failed = counts["ok"], counts["failed"]
+    def _finalise(self, run: RunState, status: str) -> None:
+        s = run.summary
+        s.elapsed_s = round(time.monotonic() - run.started, 3)
+        s.attempts = run.policy.counters.attempts
+        s.overloads = run.policy.counters.overloads
+        s.peak_in_flight = run.limiter.peak_in_flight
+        s.concurrency_trace = list(run.limiter.trace)
+        s.trace_started = run.limiter.started
+        s.file_ok = sum(r.status == "ok" for r in run.records.values())
+        s.file_failed = len(run.records) - s.file_ok
+        s.failure_reasons = dict(run.failures.most_common())
         if s.cost_usd is not None:
             s.cost_usd = round(s.cost_usd, 6)
-        self._write_manifest(status)
+        self._write_manifest(run, status)
 
-    def _previous_runs(self) -> list[dict[str, Any]]:
-        old = read_manifest(self.manifest) or {}
-        runs = [r for r in old.get("runs", []) if isinstance(r, dict)]
-        if runs and runs[-1].get("status") == "running":
-            runs[-1]["status"] = "killed"  # it died before it could finish its entry
-        return runs
-
-    def _write_manifest(self, status: str) -> None:
-        s = self._summary
-        limits = [limit for _, limit in self._limiter.trace]
-        this_run = {
-            "status": status,
-            "started_at": self._started_at,
-            "finished_at": None if status == "running" else _now(),
-            "elapsed_s": round(time.monotonic() - self._started, 3),
-            **s.model_dump(
-                include={
-                    "seen",
-                    "skipped",
-                    "ok",
-                    "failed",
-                    "cached",
-                    "attempts",
-                    "overloads",
-                    "repaired_bytes",
-                    "cost_usd",
-                    "peak_in_flight",
-                }
-            ),
-            "usage": s.usage.model_dump(),
-            "concurrency": {"min": min(limits), "max": max(limits)},
-        }
-        fps = sorted(self._fingerprints)
-        counts = Counter(state.status for state in self._state.values())
-        manifest = {
-            "kgsynth_manifest": 1,
-            "status": status,
-            "output": self.output.name,
-            "fingerprint": fps[0] if len(fps) == 1 else None,
-            "fingerprints": fps,
-            "backend": self.backend.describe(),
-            "params": self._params_json,
-            "structured_output": self._schema["name"] if self._schema else None,
-            "config": self.config.model_dump(exclude={"progress", "handle_signals"}),
-            "cache": str(self.cache.path) if self.cache else None,
-            "records": {"ok": counts["ok"], "failed": counts["failed"]},
-            **self.manifest_extra,
-            "runs": [*self._history, this_run],
-            "versions": versions("openai", "aiohttp", "pydantic"),
-        }
-        write_manifest(self.manifest, manifest)
+    def _write_manifest(self, run: RunState, status: str) -> None:
+        run.summary.attempts = run.policy.counters.attempts
+        run.summary.overloads = run.policy.counters.overloads
+        data = manifest.build(
+            run,
+            status,
+            output=self.output,
+            identity=self.identity,
+            backend=self.backend.describe(),
+            config=self.config.model_dump(exclude={"progress", "handle_signals"}),
+            cache=self.cache.path if self.cache else None,
+            source=self.provenance,
+        )
+        run.sink.call(lambda: write_manifest(self.manifest, data))

@@ -6,13 +6,14 @@ This module is the runner's only contact with the constraint engine (``engine.pl
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.errors import EngineError
 from engine.plan import Planner
@@ -23,11 +24,17 @@ from engine.spec import GenerationSpec
 
 @dataclass
 class JobSource:
-    """Jobs to run, how many, and the recipe defaults and provenance that go with them."""
+    """Jobs to run, how many, the recipe defaults, output model and provenance with them.
+
+    ``identity`` is what decides the jobs (part of the run identity): the plan request and
+    KG hash, or the specs file's sha256 (not its path: a moved file is the same input).
+    """
 
     jobs: Iterator[GenerationJob]
     total: int
     generation: Generation | None
+    output: type[BaseModel] | None
+    identity: dict[str, Any]
     provenance: dict[str, Any]
 
 
@@ -38,21 +45,20 @@ def job_from_spec(spec: GenerationSpec) -> GenerationJob:
         record_index=spec.record_index,
         messages=render_messages(spec),
         seed=spec.record_seed,
-        spec=spec.model_dump(mode="json"),
+        spec=spec,
     )
 
 
 def from_planner(planner: Planner) -> JobSource:
     """Every record the planner plans, in index order."""
-    request = planner.request
+    plan = {"plan": planner.request.model_dump(mode="json"), "kg_hash": planner.kg_hash}
     return JobSource(
         jobs=(job_from_spec(spec) for spec in planner.iter_specs()),
         total=planner.total,
         generation=planner.recipe.generation,
-        provenance={
-            "plan": request.model_dump(mode="json"),
-            "kg_hash": planner.kg_hash,
-        },
+        output=planner.recipe.output_model,
+        identity=plan,
+        provenance=plan,
     )
 
 
@@ -87,14 +93,19 @@ def from_specs_file(path: Path) -> JobSource:
     try:
         total = sum(1 for _ in _numbered(path))
         first = next(_numbered(path), None)
+        with path.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as err:
         raise EngineError(f"--specs {path}: {err.strerror or err}") from None
     if first is None:
         raise EngineError(f"--specs {path} is empty")
-    known = recipes().get(str(_parse_line(path, *first).spec.get("recipe")))
+    spec = _parse_line(path, *first).spec
+    known = recipes().get(spec.recipe) if spec else None
     return JobSource(
         jobs=(_parse_line(path, n, line) for n, line in _numbered(path)),
         total=total,
         generation=known.generation if known else None,
-        provenance={"specs": str(path)},
+        output=known.output_model if known else None,
+        identity={"specs_sha256": digest},
+        provenance={"specs": str(path), "specs_sha256": digest},
     )

@@ -1,0 +1,148 @@
+"""The record sink: output lines, cache answers and manifests written off the event loop.
+
+One worker thread owns the output file and the request cache. The event loop only queues
+work: ``write`` (a record and, for a fresh answer, its cache entry), ``lookup`` (awaitable
+cache reads) and ``call`` (a manifest write). The worker drains whatever has queued up and
+handles it as one batch, in this order: cache answers committed in one transaction, then
+the records appended in one ``write``, then lookups answered in one query, then calls.
+An answer is therefore always in the cache before its record is in the output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.errors import EngineError
+from engine.llm.base import LLMResponse
+from engine.runner.cache import CachedAnswer, RequestCache
+from engine.runner.output import OutputLog
+from engine.runner.records import NoteRecord
+
+
+@dataclass(slots=True)
+class _Write:
+    record: NoteRecord
+    answer: CachedAnswer | None
+
+
+@dataclass(slots=True)
+class _Lookup:
+    key: str
+    future: asyncio.Future[LLMResponse | None]
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[[], None]
+
+
+_Item = _Write | _Lookup | _Call | None  # None: finish and stop
+
+
+class RecordSink:
+    """Start with ``start()``; ``await aclose()`` writes everything queued and stops."""
+
+    def __init__(self, output: OutputLog, cache: RequestCache | None) -> None:
+        self.output = output
+        self.cache = cache
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="kgsynth-sink", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise EngineError(f"cannot write {self.output.path}: {self._error}") from self._error
+
+    def write(self, record: NoteRecord, answer: CachedAnswer | None = None) -> None:
+        self._check()
+        self._queue.put(_Write(record, answer))
+
+    def call(self, fn: Callable[[], None]) -> None:
+        self._check()
+        self._queue.put(_Call(fn))
+
+    async def lookup(self, key: str) -> LLMResponse | None:
+        self._check()
+        assert self._loop is not None, "start() the sink first"
+        future: asyncio.Future[LLMResponse | None] = self._loop.create_future()
+        self._queue.put(_Lookup(key, future))
+        return await future
+
+    async def aclose(self) -> None:
+        """Write what is queued, close the output, stop the worker; raise a write error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+        self._check()
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        running = True
+        while running:
+            items = [self._queue.get()]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            running = None not in items
+            try:
+                if self._error is None:
+                    self._handle([item for item in items if item is not None])
+                else:
+                    self._fail([item for item in items if isinstance(item, _Lookup)])
+            except BaseException as err:  # reported to the loop, never lost
+                self._error = err
+                self._fail([item for item in items if isinstance(item, _Lookup)])
+        try:
+            self.output.close()
+        except OSError as err:
+            self._error = self._error or err
+
+    def _handle(self, items: list[_Write | _Lookup | _Call]) -> None:
+        writes = [item for item in items if isinstance(item, _Write)]
+        lookups = [item for item in items if isinstance(item, _Lookup)]
+        if writes:
+            answers = [w.answer for w in writes if w.answer is not None]
+            if answers and self.cache is not None:
+                self.cache.put_many(answers)
+            self.output.write(
+                b"".join(
+                    w.record.model_dump_json(exclude_none=True).encode("utf-8") + b"\n"
+                    for w in writes
+                )
+            )
+        if lookups:
+            found = self.cache.get_many([x.key for x in lookups]) if self.cache else {}
+            self._resolve([(x.future, found.get(x.key)) for x in lookups])
+        for item in items:
+            if isinstance(item, _Call):
+                item.fn()
+
+    def _resolve(self, results: list[tuple[asyncio.Future[LLMResponse | None], object]]) -> None:
+        def settle() -> None:
+            for future, value in results:
+                if future.done():
+                    continue
+                if isinstance(value, BaseException):
+                    future.set_exception(value)
+                else:
+                    assert value is None or isinstance(value, LLMResponse)
+                    future.set_result(value)
+
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(settle)
+
+    def _fail(self, lookups: list[_Lookup]) -> None:
+        error = EngineError(f"cannot use the request cache: {self._error}")
+        self._resolve([(x.future, error) for x in lookups])
