@@ -15,7 +15,6 @@ from engine.llm.base import (
     TransientError,
     Truncated,
     Usage,
-    json_schema_for,
 )
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
@@ -108,14 +107,3 @@ def check_response(request: LLMRequest, response: LLMResponse) -> Any:
     if request.output is None:
         return None
     return parse_structured(response.raw, request.output).model_dump(mode="json")
-
-
-__all__ = [
-    "UnparseableOutput",
-    "check_response",
-    "completion_from_dict",
-    "extract_json",
-    "json_schema_for",
-    "parse_chat_completion",
-    "parse_structured",
-]
