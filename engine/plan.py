@@ -116,15 +116,22 @@ class CompiledRecipe:
         n = len(indices)
         none: list[Any] = [None] * n
         empty: list[Any] = [()] * n
-        personas = (
-            self.persona.personas(self.persona.sample(run_seed, indices)) if self.persona else none
-        )
-        windows, keywords = none, empty
+        drawn = self.persona.sample(run_seed, indices) if self.persona else None
+        windows, keywords, visits, visit_ages = none, empty, none, None
         if self.trajectory is not None:
-            traj = self.trajectory.sample(run_seed, indices)
+            traj = self.trajectory.sample(run_seed, indices, drawn)
             windows = [self.trajectory.window_refs[w] for w in traj.windows.tolist()]
             keywords = traj.keywords
-        symptoms = self.symptoms.sample(run_seed, indices).chosen if self.symptoms else empty
+            visits = np.round(traj.visit_months, 1).tolist()
+            visit_ages = traj.visit_ages
+        personas = (
+            self.persona.personas(drawn, visit_ages)
+            if self.persona is not None and drawn is not None
+            else none
+        )
+        symptoms = (
+            self.symptoms.sample(run_seed, indices, drawn).chosen if self.symptoms else empty
+        )
         examples = self.examples.sample(run_seed, indices) if self.examples else empty
         name, fixed = self.recipe.name, self.fixed
         return [
@@ -137,16 +144,18 @@ class CompiledRecipe:
                     "record_seed": seed,
                     "persona": persona,
                     "window": window,
+                    "visit_months": visit,
                     "keywords": tuple(kws),
                     "symptoms": tuple(syms),
                     "examples": example,
                 }
             )
-            for index, seed, persona, window, kws, syms, example in zip(
+            for index, seed, persona, window, visit, kws, syms, example in zip(
                 indices.tolist(),
                 record_seeds(run_seed, indices).tolist(),
                 personas,
                 windows,
+                visits,
                 keywords,
                 symptoms,
                 examples,

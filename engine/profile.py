@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from engine.errors import EngineError
+from kg.coherence import presents_frequency
 from kg.model import icd_code_error
 from kg.queries import get_query
 from kg.store import GraphStore
@@ -36,7 +37,17 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class IcdRef(_Frozen):
+class Bounds(_Frozen):
+    """Inclusive ages and a sex a persona must meet (all optional)."""
+
+    min_age: int | None = None
+    max_age: int | None = None
+    sex: str | None = None
+
+
+class IcdRef(Bounds):
+    """A code; its bounds restrict the persona at diagnosis (CODED_AS ``min_age`` ...)."""
+
     code: str
     title: str | None = None
     primary: bool = False
@@ -48,12 +59,23 @@ class CategoryRef(_Frozen):
     scheme: str
 
 
-class SymptomInfo(_Frozen):
+class SymptomInfo(Bounds):
+    """A symptom of the disease: PRESENTS frequency and stage (``presented``), the persona
+    it can be written for (visit age, sex) and its categories."""
+
     id: str
     name: str
     synonyms: tuple[str, ...] = ()
+    presented: bool = False
     weight: Num | None = None
+    frequency_class: str | None = None
+    stage: int | None = None
     categories: tuple[CategoryRef, ...] = ()
+
+    @property
+    def frequency(self) -> float | None:
+        """The PRESENTS frequency (weight, else its class's value); None when unweighted."""
+        return presents_frequency(self.weight, self.frequency_class)
 
     @property
     def surface_forms(self) -> tuple[str, ...]:
@@ -87,6 +109,8 @@ class WindowInfo(_Frozen):
     start_months: Num
     end_months: Num
     weight: Num | None = None
+    keyword_density: Num | None = None
+    stage: int | None = None
     observations: tuple[Observation, ...] = ()
 
 
@@ -129,14 +153,24 @@ class DrugInfo(_Frozen):
     line: str = "first"
 
 
-class DiseaseProfile(_Frozen):
-    """One disease (and the ICD code it is used for) as the engine sees it."""
+class CoreGroup(_Frozen):
+    """A core criterion: every record holds at least one of ``symptom_ids``."""
+
+    name: str
+    symptom_ids: tuple[str, ...]
+
+
+class DiseaseProfile(Bounds):
+    """One disease (and the ICD code it is used for) as the engine sees it; its bounds
+    restrict the persona at diagnosis."""
 
     disease_id: str
     disease: str
     synonyms: tuple[str, ...] = ()
     description: str | None = None
     prevalence: Num | None = None
+    stage_scale: str | None = None
+    core: tuple[CoreGroup, ...] = ()
     icd: IcdRef | None = None
     codes: tuple[IcdRef, ...] = ()
     symptoms: tuple[SymptomInfo, ...] = ()
@@ -152,6 +186,13 @@ class DiseaseProfile(_Frozen):
         """This profile used for ``icd``, re-hashed (the code is part of its content)."""
         profile = self.model_copy(update={"icd": icd})
         return profile.model_copy(update={"content_hash": profile.computed_hash()})
+
+    def code_bounds(self) -> Bounds | None:
+        """The bounds of the profile's code: those of the longest coded prefix of it."""
+        if self.icd is None:
+            return None
+        held = [c for c in self.codes if self.icd.code.startswith(c.code)]
+        return max(held, key=lambda c: len(c.code)) if held else None
 
     def computed_hash(self) -> str:
         """sha256 of the canonical JSON of every field but ``content_hash``."""
@@ -194,6 +235,10 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
     """Read ``target``'s profile: eight named-query reads (nine with shared report sections)."""
     disease = target.disease_id
@@ -204,17 +249,26 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
     symptoms: dict[str, SymptomInfo] = {}
     for r in _run(store, "profile_symptoms", disease=disease):
         known = symptoms.get(r["symptom_id"])
-        if known is not None and known.weight is not None:
+        if known is not None and known.presented:
             continue
         symptoms[r["symptom_id"]] = SymptomInfo(
             id=r["symptom_id"],
             name=r["symptom"],
             synonyms=tuple(r["synonyms"] or ()),
+            presented=bool(r["presented"]),
             weight=_float(r["weight"]),
+            frequency_class=r["frequency_class"],
+            stage=_int(r["stage"]),
+            min_age=_int(r["min_age"]),
+            max_age=_int(r["max_age"]),
+            sex=r["sex"],
             categories=tuple(
                 sorted((CategoryRef(**c) for c in r["categories"]), key=lambda c: c.id)
             ),
         )
+    core: dict[str, list[str]] = {}
+    for r in _run(store, "profile_core_criteria", disease=disease):
+        core.setdefault(r["criterion"], []).append(r["symptom_id"])
     windows = [
         WindowInfo(
             id=r["window_id"],
@@ -223,6 +277,8 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
             start_months=float(r["start_months"]),
             end_months=float(r["end_months"]),
             weight=_float(r["weight"]),
+            keyword_density=_float(r["keyword_density"]),
+            stage=_int(r["stage"]),
             observations=tuple(
                 sorted(
                     (
@@ -280,7 +336,30 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
         "synonyms": tuple(d["synonyms"] or ()),
         "description": d["description"],
         "prevalence": _float(d["prevalence"]),
-        "codes": tuple(sorted((IcdRef(**c) for c in d["codes"]), key=lambda c: c.code)),
+        "stage_scale": d["stage_scale"],
+        "min_age": _int(d["min_age"]),
+        "max_age": _int(d["max_age"]),
+        "sex": d["sex"],
+        "core": tuple(
+            CoreGroup(name=name, symptom_ids=tuple(sorted(ids)))
+            for name, ids in sorted(core.items())
+        ),
+        "codes": tuple(
+            sorted(
+                (
+                    IcdRef(
+                        code=c["code"],
+                        title=c["title"],
+                        primary=bool(c["primary"]),
+                        min_age=_int(c.get("min_age")),
+                        max_age=_int(c.get("max_age")),
+                        sex=c.get("sex"),
+                    )
+                    for c in d["codes"]
+                ),
+                key=lambda c: c.code,
+            )
+        ),
         "symptoms": tuple(sorted(symptoms.values(), key=lambda s: s.id)),
         "windows": tuple(sorted(windows, key=lambda w: (w.order, w.id))),
         "strata": tuple(sorted(strata, key=lambda s: (s.attribute, s.value, s.id))),
@@ -395,7 +474,6 @@ def _closest(hits: Iterable[str], what: str, hint: str) -> str:
     if not unique:
         return f"no similar {what} in the graph (browse with `{hint}`)"
     return f"closest {what}: " + "; ".join(unique)
-
 
 def normalise_code(code: str) -> str:
     """``g309``, ``ICD10CM:G30.9`` and `` G30.9 `` all become ``G30.9``."""

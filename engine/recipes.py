@@ -33,7 +33,7 @@ class RecipeParams(BaseModel):
     scheme: str | None = None
     window_weights: WindowWeighting = "auto"
     keyword_multiplier: float = Field(5.0, gt=0)
-    min_keywords: int = Field(1, ge=0)
+    min_keywords: int = Field(0, ge=0)
     max_keywords: int = Field(30, ge=1)
     symptom_temperature: float = Field(1.0, gt=0)
     min_symptoms: int = Field(3, ge=1)

@@ -20,9 +20,14 @@ class RiskFactorRef(_Frozen):
 
 
 class Persona(_Frozen):
-    """Demographics (stratum attribute -> value), exact age and present risk factors."""
+    """Demographics (stratum attribute -> value) at diagnosis, ages and risk factors.
+
+    ``age`` is the age at the visit (the window's time before or after the diagnosis
+    applied to ``age_at_diagnosis``); without a window the two are equal.
+    """
 
     age: int | None = None
+    age_at_diagnosis: int | None = None
     attributes: dict[str, str] = {}
     risk_factors: tuple[RiskFactorRef, ...] = ()
 
@@ -40,12 +45,17 @@ class WindowRef(_Frozen):
     end_months: float
     phrase: str
     diagnosed: bool
+    stage: int | None = None
+    keyword_density: float | None = None
 
 
 class Keyword(_Frozen):
-    """A symptom keyword (one surface form) and the category it stands for."""
+    """A symptom keyword and the category it stands for: ``text`` is the surface ``form``
+    with its slots (``{subject}``, ``{spouse}``, ...) rendered for the persona."""
 
     text: str
+    form: str = ""
+    stage: int | None = None
     symptom_id: str
     symptom: str
     category_id: str
@@ -53,9 +63,12 @@ class Keyword(_Frozen):
 
 
 class SymptomRef(_Frozen):
+    """A symptom with the frequency it was drawn by (``unweighted``: the default one)."""
+
     id: str
     name: str
     weight: float | None = None
+    unweighted: bool = False
     categories: tuple[str, ...] = ()
 
 
@@ -89,6 +102,7 @@ class GenerationSpec(_Frozen):
     disease: str
     persona: Persona | None = None
     window: WindowRef | None = None
+    visit_months: float | None = None
     scheme: str | None = None
     keywords: tuple[Keyword, ...] = ()
     symptoms: tuple[SymptomRef, ...] = ()

@@ -14,6 +14,7 @@ import itertools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from kg.batch import GraphBatch, Problem
 from kg.model import (
@@ -107,7 +108,18 @@ def age_range(group: str, open_span: int = OPEN_AGE_SPAN) -> tuple[int, int] | N
     return a, a
 
 
-def intersect_bounds(*bounds: Bounded | None) -> tuple[int | None, int | None, str | None]:
+class HasBounds(Protocol):
+    """Anything with inclusive age bounds and a sex (graph rows, engine profiles)."""
+
+    @property
+    def min_age(self) -> int | None: ...
+    @property
+    def max_age(self) -> int | None: ...
+    @property
+    def sex(self) -> str | None: ...
+
+
+def intersect_bounds(*bounds: HasBounds | None) -> tuple[int | None, int | None, str | None]:
     """The intersection of age bounds and sexes (a sex conflict gives ``"none"``)."""
     lo: int | None = None
     hi: int | None = None

@@ -12,6 +12,7 @@ from pathlib import Path
 from kg.batch import GraphBatch
 from kg.model import (
     CodedAs,
+    CoreCriterion,
     Disease,
     Drug,
     Entity,
@@ -47,8 +48,8 @@ MDD = "KGS:disease/fx-mdd"
 GAD = "KGS:disease/fx-gad"
 FLU = "KGS:disease/fx-flu"
 
-AGE_SHARES = {"65-74": 0.264, "75-84": 0.386, "85+": 0.35}
-FEMALE_SHARE = {"65-74": 0.55, "75-84": 0.62, "85+": 0.70}
+AGE_SHARES = {"55-64": 0.05, "65-74": 0.25, "75-84": 0.37, "85+": 0.33}
+FEMALE_SHARE = {"55-64": 0.5, "65-74": 0.55, "75-84": 0.62, "85+": 0.70}
 RACE_SHARES = {"white": 0.7, "black": 0.14, "hispanic": 0.12, "other": 0.04}
 MARITAL_SHARES = {"married": 0.45, "widowed": 0.4, "single": 0.15}
 
@@ -67,6 +68,17 @@ AD_SYMPTOMS: dict[str, tuple[str, list[str], float, str, str]] = {
     "sleep": ("poor sleep", ["insomnia"], 0.3, "neuropsychiatric", "sleep"),
     "worry": ("family concern", ["daughter worried"], 0.6, "concern", "neuropsychiatric"),
 }
+#: symptom suffix -> the earliest stage it shows (others: any stage)
+AD_STAGES = {"agitation": 3, "cooking": 4}
+#: symptom suffix -> (min_age, max_age) at the visit
+AD_AGE_LIMITS = {"bills": (None, 84)}
+#: slot-bearing surface forms added to a symptom's synonyms
+AD_SLOT_FORMS = {"worry": ["{spouse} says {subject} forgets {possessive} keys"]}
+#: core criterion group -> member suffixes
+AD_CORE = {"memory": ["forgetful", "repeats"]}
+MDD_CORE = {"mood": ["sad", "anhedonia"]}
+#: window suffix -> (stage, keyword density)
+AD_WINDOW_STAGES = {"far": (2, 0.4), "mid": (3, 1.0), "near": (4, 2.2)}
 # window suffix -> (order, start, end, weight, dualalign frequencies)
 AD_WINDOWS: dict[str, tuple[int, float, float, float, dict[str, float]]] = {
     "far": (
@@ -108,7 +120,14 @@ def _alzheimer(b: GraphBatch) -> None:
             name="Fixture Alzheimer disease",
             synonyms=["fixture AD"],
             prevalence=0.1,
+            stage_scale="fixture stages 1-7",
             source=SRC,
+        ),
+        IcdCode(
+            id="ICD10CM:G30.0",
+            code="G30.0",
+            title="Alzheimer's disease with early onset",
+            billable=True,
         ),
         IcdCode(id="ICD10CM:G30", code="G30", title="Alzheimer's disease", kind="category"),
         IcdCode(
@@ -131,6 +150,8 @@ def _alzheimer(b: GraphBatch) -> None:
         ),
         CodedAs(start=AD, end="ICD10CM:G30.9", primary=True),
         CodedAs(start=AD, end="ICD10CM:G30"),
+        CodedAs(start=AD, end="ICD10CM:G30.0", max_age=64),
+        ParentOf(start="ICD10CM:G30", end="ICD10CM:G30.0"),
         ParentOf(start="ICD10CM:G30", end="ICD10CM:G30.9"),
         ParentOf(start="ICD10CM:G30", end="ICD10CM:G30.1"),
         Drug(id="KGS:drug/fx-donepezil", name="donepezil", drug_class="cholinesterase inhibitor"),
@@ -155,15 +176,26 @@ def _alzheimer(b: GraphBatch) -> None:
         _add(b, SymptomCategory(id=f"KGS:cat/fx-jm-{cat}", name=cat, scheme="jmir-adrd"))
     for key, (name, syns, weight, da, jm) in AD_SYMPTOMS.items():
         sid = f"KGS:sym/fx-{key}"
+        lo, hi = AD_AGE_LIMITS.get(key, (None, None))
         _add(
             b,
-            Symptom(id=sid, name=name, synonyms=syns),
-            Presents(start=AD, end=sid, weight=weight, source=SRC),
+            Symptom(
+                id=sid,
+                name=name,
+                synonyms=syns + AD_SLOT_FORMS.get(key, []),
+                min_age=lo,
+                max_age=hi,
+            ),
+            Presents(start=AD, end=sid, weight=weight, stage=AD_STAGES.get(key), source=SRC),
             InCategory(start=sid, end=f"KGS:cat/fx-da-{da}"),
             InCategory(start=sid, end=f"KGS:cat/fx-jm-{jm}"),
         )
+    for group, members in AD_CORE.items():
+        for m in members:
+            _add(b, CoreCriterion(start=AD, end=f"KGS:sym/fx-{m}", group=group))
     for key, (order, start, end, weight, freqs) in AD_WINDOWS.items():
         wid = f"KGS:win/fx-{key}"
+        stage, density = AD_WINDOW_STAGES[key]
         _add(
             b,
             TrajectoryWindow(
@@ -173,6 +205,8 @@ def _alzheimer(b: GraphBatch) -> None:
                 start_months=start,
                 end_months=end,
                 weight=weight,
+                stage=stage,
+                keyword_density=density,
                 source=SRC,
             ),
             HasWindow(start=AD, end=wid),
@@ -224,18 +258,18 @@ def _alzheimer(b: GraphBatch) -> None:
             start=AD, end="KGS:rf/fx-htn", prevalence=0.85, stratum="KGS:str/fx-age/85+", source=SRC
         ),
         Risk(start=AD, end="KGS:rf/fx-dm", prevalence=0.37, source=SRC),
-        Risk(start=AD, end="KGS:rf/fx-dep", prevalence=0.2, source=SRC),
+        Risk(start=AD, end="KGS:rf/fx-dep", prevalence=0.3, source=SRC),
         Risk(
             start=AD,
             end="KGS:rf/fx-dep",
-            prevalence=0.4,
+            prevalence=0.35,
             stratum="KGS:str/fx-sex/female",
             source=SRC,
         ),
         Risk(
             start=AD,
             end="KGS:rf/fx-dep",
-            prevalence=0.6,
+            prevalence=0.45,
             stratum="KGS:str/fx-agesex/75-84-female",
             source=SRC,
         ),
@@ -288,6 +322,9 @@ def _mental_health(b: GraphBatch) -> None:
         )
         for d in diseases:
             _add(b, Presents(start=d, end=sid, weight=round(0.3 + 0.08 * i, 2), source=SRC))
+    for group, members in MDD_CORE.items():
+        for m in members:
+            _add(b, CoreCriterion(start=MDD, end=f"KGS:sym/fx-mh-{m}", group=group))
     for order, title in enumerate(
         [
             "Identifying data",
@@ -343,8 +380,8 @@ def _catalogue_only(b: GraphBatch) -> None:
         Symptom(id="KGS:sym/fx-cough", name="cough"),
         Symptom(id="KGS:sym/fx-myalgia", name="myalgia", synonyms=["muscle aches"]),
         Presents(start=FLU, end="KGS:sym/fx-fever", weight=1.0),
-        Presents(start=FLU, end="KGS:sym/fx-cough", weight=0.8),
-        Presents(start=FLU, end="KGS:sym/fx-myalgia", weight=0.5),
+        Presents(start=FLU, end="KGS:sym/fx-cough", weight=0.8, frequency_class="very_frequent"),
+        Presents(start=FLU, end="KGS:sym/fx-myalgia"),
     )
 
 

@@ -52,7 +52,14 @@ def test_profile_content(loaded: GraphStore) -> None:
     profiles = _profiles(loaded)
     ad = profiles[AD]
     assert ad.icd is not None and (ad.icd.code, ad.icd.primary) == ("G30.9", True)
-    assert [c.code for c in ad.codes] == ["G30", "G30.9"]
+    assert [c.code for c in ad.codes] == ["G30", "G30.0", "G30.9"]
+    early = next(c for c in ad.codes if c.code == "G30.0")
+    assert (early.min_age, early.max_age, early.sex) == (None, 64, None)
+    assert ad.stage_scale == "fixture stages 1-7"
+    assert [(g.name, len(g.symptom_ids)) for g in ad.core] == [("memory", 2)]
+    assert [(w.stage, w.keyword_density) for w in ad.windows] == [(2, 0.4), (3, 1.0), (4, 2.2)]
+    staged = {s.id.split("fx-")[1]: s.stage for s in ad.symptoms if s.stage is not None}
+    assert staged == {"agitation": 3, "cooking": 4}
     lost = next(s for s in ad.symptoms if s.id == "KGS:sym/fx-lost")
     assert lost.weight == 0.6 and {c.scheme for c in lost.categories} == {"dualalign", "jmir-adrd"}
     assert [w.name for w in ad.windows] == ["far window", "mid window", "near window"]
@@ -60,7 +67,7 @@ def test_profile_content(loaded: GraphStore) -> None:
     assert any(o.kind == "Symptom" for o in ad.windows[2].observations)
     assert ad.schemes() == ["jmir-adrd", "dualalign"]
     joint = [s for s in ad.strata if s.attribute == "age_group&sex"]
-    assert len(joint) == 6
+    assert len(joint) == 8
     dep = [r for r in ad.risks if r.name == "depression"]
     assert [(r.attribute, r.value) for r in dep] == [
         (None, None),

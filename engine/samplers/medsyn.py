@@ -1,11 +1,16 @@
 """MedSyn's symptom sampling and the weighting of ICD codes within a batch.
 
 Symptoms: ``k ~ Uniform{min_symptoms .. max_symptoms}`` (capped by the symptoms the disease
-has), then ``k`` distinct symptoms drawn from ``p_i = softmax(w_i / T)`` over the PRESENTS
-weights ``w_i`` without replacement, by Gumbel-top-k: keep the ``k`` largest
-``w_i / T + G_i`` with ``G_i`` standard Gumbel noise (the same law as drawing one symptom at a
-time from the softmax and renormalising). ``T -> 0`` picks the top weights, large ``T`` tends
-to uniform.
+has), then ``k`` distinct symptoms drawn from ``p_i = softmax(log f_i / T)`` over the PRESENTS
+frequencies ``f_i`` (``UNWEIGHTED_FREQUENCY`` for an association without one) without
+replacement, by Gumbel-top-k: keep the ``k`` largest ``log f_i / T + G_i`` with ``G_i``
+standard Gumbel noise (the same law as drawing one symptom at a time from the softmax and
+renormalising). At ``T = 1`` one draw picks symptom ``i`` with probability
+``f_i / sum_j f_j``; ``T -> 0`` picks the most frequent, large ``T`` tends to uniform.
+Symptoms whose requirements (age, sex) the persona does not meet are left out before the
+draw. Core criteria: each group with no drawn member gets its highest-keyed member (a draw
+from the softmax restricted to the group) in place of the lowest-keyed drawn symptom no
+group relies on (``engine.samplers.trajectory.meet_core``).
 
 Codes: weights from a frequency ``f_c`` per code (the graph's Disease.prevalence):
 ``prevalence`` ``p_c ∝ f_c``; ``log-frequency`` ``p_c ∝ log(1 + f_c / f_min)`` (flattens the
@@ -22,9 +27,17 @@ import numpy as np
 
 from engine.errors import EngineError
 from engine.profile import DiseaseProfile
+from engine.samplers.persona import PersonaBatch
 from engine.samplers.rng import Stage, stage_uniforms
 from engine.samplers.tables import FloatArray, IntArray, gumbel, normalised
+from engine.samplers.trajectory import (
+    core_groups,
+    meet_core,
+    requirement_mask,
+    symptom_requirements,
+)
 from engine.spec import ExampleRef, SymptomRef
+from kg.coherence import UNWEIGHTED_FREQUENCY
 
 CodeWeighting = Literal["prevalence", "log-frequency", "uniform"]
 
@@ -54,7 +67,8 @@ class SymptomBatch:
 
 
 class SymptomSampler:
-    """Softmax-with-temperature sampling of a disease's PRESENTS symptoms, vectorised."""
+    """Softmax-with-temperature sampling over log-frequency of a disease's PRESENTS
+    symptoms, vectorised."""
 
     def __init__(
         self,
@@ -67,29 +81,54 @@ class SymptomSampler:
             raise EngineError(f"symptom temperature must be > 0, got {temperature}")
         if not 1 <= min_symptoms <= max_symptoms:
             raise EngineError("symptoms: need 1 <= min_symptoms <= max_symptoms")
-        present = [s for s in profile.symptoms if s.weight is not None]
+        present = [s for s in profile.symptoms if s.presented]
         if not present:
-            raise EngineError(f"{profile.disease} has no symptoms with PRESENTS weights")
+            raise EngineError(f"{profile.disease} has no PRESENTS symptoms")
+        freqs = [s.frequency for s in present]
+        self.frequencies = np.array(
+            [f if f is not None else UNWEIGHTED_FREQUENCY for f in freqs], dtype=np.float64
+        )
+        if np.any(self.frequencies <= 0):
+            zero = [s.id for s, f in zip(present, self.frequencies, strict=True) if f <= 0]
+            raise EngineError(f"{profile.disease}: symptoms with frequency 0: {', '.join(zero)}")
         self.refs = [
             SymptomRef(
                 id=s.id,
                 name=s.name,
-                weight=s.weight,
+                weight=float(f),
+                unweighted=given is None,
                 categories=tuple(c.name for c in s.categories),
             )
-            for s in present
+            for s, f, given in zip(present, self.frequencies, freqs, strict=True)
         ]
-        self.logits = np.array([s.weight for s in present], dtype=np.float64) / temperature
+        self.logits = np.log(self.frequencies) / temperature
+        self._min_age, self._max_age, self._sex_req = symptom_requirements(present)
+        self.core = core_groups(profile, [s.id for s in present])
         self.k_low = min(min_symptoms, len(present))
         self.k_high = min(max_symptoms, len(present))
         self.n_uniforms = 1 + len(present)
 
-    def sample(self, run_seed: int, indices: IntArray) -> SymptomBatch:
+    def sample(
+        self, run_seed: int, indices: IntArray, persona: PersonaBatch | None = None
+    ) -> SymptomBatch:
         n, p = len(indices), len(self.refs)
         u = stage_uniforms(run_seed, indices, Stage.SYMPTOMS, self.n_uniforms)
         k = self.k_low + np.floor(u[:, 0] * (self.k_high - self.k_low + 1)).astype(np.int64)
         keys = self.logits[None, :] + gumbel(u[:, 1 : 1 + p])
-        order = np.argsort(-keys, axis=1, kind="stable")[:, : self.k_high]
+        if persona is not None:
+            allowed = requirement_mask(
+                self._min_age, self._max_age, self._sex_req, persona.ages, persona.sex
+            )
+            keys = np.where(allowed, keys, -np.inf)
+            k = np.minimum(k, np.isfinite(keys).sum(axis=1))
+        order = np.argsort(-keys, axis=1, kind="stable")
+        if self.core:
+            chosen = np.zeros((n, p), dtype=bool)
+            np.put_along_axis(chosen, order, np.arange(p)[None, :] < k[:, None], axis=1)
+            meet_core(chosen, keys, self.core, np.ones(n, dtype=bool))
+            k = chosen.sum(axis=1)
+            order = np.argsort(-np.where(chosen, keys, -np.inf), axis=1, kind="stable")
+        order = order[:, : self.k_high + len(self.core)]
         return SymptomBatch([[self.refs[j] for j in order[i, : k[i]]] for i in range(n)])
 
 

@@ -1,17 +1,25 @@
 """Persona alignment (DualAlign): demographics from the graph's shares, risk factors by prevalence.
 
-Strata tables are sampled in a chain: joint tables first (most attributes first), each
-conditioned on the attributes already drawn; then single-attribute tables for attributes no
-joint table covered. Attributes that share no joint table are drawn **independently** (the
-graph gives no joint information to do otherwise). The exact age is uniform over the integer
-years of the drawn age group. Each risk factor is a Bernoulli draw with the prevalence of the
-most specific RISK stratum that matches the persona, else the overall prevalence (a factor
-with neither is absent).
+The persona is drawn AT DIAGNOSIS. Strata tables are sampled in a chain: joint tables first
+(most attributes first), each conditioned on the attributes already drawn; then
+single-attribute tables for attributes no joint table covered. Attributes that share no joint
+table are drawn **independently** (the graph gives no joint information to do otherwise).
+
+Restrictions (the disease's and its code's ``min_age``/``max_age``/``sex``) condition the
+draw: an age-group row keeps ``share x (years of the group inside the bounds / years of the
+group)``, a row of another sex keeps 0, and the table is renormalised (no rejection). The
+exact age at diagnosis ``X`` is uniform (continuous) over the allowed years of the drawn
+group; ``age_at_diagnosis = floor(X)`` and the visit age is ``floor(X + m / 12)`` for a visit
+``m`` months from the diagnosis (``m = 0`` without a window).
+
+Risk factors: a Bernoulli draw with the rate of the most specific RISK stratum matching the
+persona; persona cells no cited stratum covers take the rate solved so that the population
+marginal equals the overall RISK figure (``kg.coherence.solved_rest_rate``); a factor with
+no overall figure is absent outside its cited strata.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,31 +29,15 @@ from engine.profile import DiseaseProfile, RiskInfo
 from engine.samplers.rng import Stage, stage_uniforms
 from engine.samplers.tables import FloatArray, IntArray, cumulative, draw, normalised
 from engine.spec import Persona, RiskFactorRef
+from kg.coherence import JOINT, age_range, intersect_bounds, persona_cells, solved_rest_rate
+
+__all__ = ["JOINT", "PersonaBatch", "PersonaSampler", "age_range"]
 
 AGE_ATTRIBUTES = ("age_group", "age")
-#: Separator of a joint stratum's attributes and values (``age_group&sex`` = ``75-84&female``).
-JOINT = "&"
+#: Sex codes of ``PersonaBatch.sex`` (the slot voices of ``engine.samplers.surface``).
+FEMALE, MALE, UNKNOWN_SEX = 0, 1, 2
+_SEX_CODES = {"female": FEMALE, "male": MALE}
 _CACHE_LIMIT = 200_000
-_NUM = re.compile(r"\d+")
-_LOWER_OPEN = re.compile(r"(\+|>=|≥|>|and over|and older|or older|or over|plus)", re.IGNORECASE)
-_UPPER_OPEN = re.compile(r"(<=|≤|<|under|younger than|below)", re.IGNORECASE)
-
-
-def age_range(group: str, open_span: int) -> tuple[int, int] | None:
-    """Inclusive integer ages of an age-group label: ``65-74``, ``85+``, ``≥85``, ``<65``."""
-    nums = [int(x) for x in _NUM.findall(group)]
-    if len(nums) == 2 and nums[0] <= nums[1]:
-        return nums[0], nums[1]
-    if len(nums) != 1:
-        return None
-    (a,) = nums
-    if _UPPER_OPEN.search(group):
-        hi = a if ("=" in group or "≤" in group) else a - 1
-        return max(0, hi - open_span + 1), hi
-    if _LOWER_OPEN.search(group):
-        lo = a + 1 if (">" in group and "=" not in group) else a
-        return lo, lo + open_span - 1
-    return a, a
 
 
 @dataclass(frozen=True)
@@ -57,11 +49,28 @@ class _Table:
 
 @dataclass(frozen=True)
 class PersonaBatch:
-    """Sampled personas of a batch: value codes per attribute, ages, risk-factor flags."""
+    """Sampled personas of a batch: value codes per attribute, exact ages at diagnosis,
+    sex codes and risk-factor flags."""
 
     values: dict[str, IntArray]
-    ages: IntArray  # -1 where no age could be derived
+    exact_ages: FloatArray  # NaN where no age could be derived
+    sex: IntArray  # FEMALE, MALE or UNKNOWN_SEX
     risks: np.ndarray  # (n, factors) bool
+
+    @property
+    def ages(self) -> IntArray:
+        """Whole years at diagnosis (-1 where unknown)."""
+        return whole_years(self.exact_ages)
+
+    def visit_ages(self, visit_months: FloatArray | None) -> IntArray:
+        """Whole years at the visit ``visit_months`` from the diagnosis (-1 where unknown)."""
+        if visit_months is None:
+            return self.ages
+        return whole_years(self.exact_ages + visit_months / 12.0)
+
+
+def whole_years(exact: FloatArray) -> IntArray:
+    return np.where(np.isnan(exact), -1, np.floor(np.nan_to_num(exact))).astype(np.int64)
 
 
 class PersonaSampler:
@@ -69,6 +78,7 @@ class PersonaSampler:
 
     def __init__(self, profile: DiseaseProfile, open_age_span: int = 10) -> None:
         self.disease = profile.disease
+        self.min_age, self.max_age, self.sex_only = intersect_bounds(profile, profile.code_bounds())
         by_attr: dict[str, list[tuple[str, float]]] = {}
         for s in profile.strata:
             by_attr.setdefault(s.attribute, []).append((s.value, s.share))
@@ -89,16 +99,44 @@ class PersonaSampler:
         self.attributes = sorted(values)
         self.values = {a: sorted(v) for a, v in values.items()}
         self._code = {a: {v: i for i, v in enumerate(vs)} for a, vs in self.values.items()}
-        self.tables = self._chain(by_attr, parts)
         self.age_attribute = next((a for a in AGE_ATTRIBUTES if a in self.values), None)
         self._ages = self._age_table(open_age_span)
+        self.tables = self._chain(by_attr, parts)
         self.factors = sorted({r.id for r in profile.risks})
         self._factor_refs = {
             r.id: RiskFactorRef(id=r.id, name=r.name, kind=r.kind) for r in profile.risks
         }
-        self._risk_rules = {f: [r for r in profile.risks if r.id == f] for f in self.factors}
+        cells = persona_cells((s.attribute, s.value, s.share) for s in profile.strata)
+        self._risk_rules = {
+            f: self._solved_rules([r for r in profile.risks if r.id == f], cells)
+            for f in self.factors
+        }
         self.n_uniforms = len(self.tables) + 1 + len(self.factors)
-        self._cache: dict[tuple[tuple[str, ...], int, int], Persona] = {}
+        self._cache: dict[tuple[tuple[str, ...], int, int, bytes], Persona] = {}
+
+    def _solved_rules(
+        self, rules: list[RiskInfo], cells: list[tuple[dict[str, str], float]]
+    ) -> list[RiskInfo]:
+        """``rules`` with the overall rate replaced by the rate of the uncited cells."""
+        overall = [r for r in rules if r.stratum_id is None]
+        cited = [
+            (r.attribute, r.value, r.prevalence)
+            for r in rules
+            if r.stratum_id is not None and r.attribute is not None and r.value is not None
+        ]
+        if not overall or not cited:
+            return rules
+        rate, _ = solved_rest_rate(cells, overall[0].prevalence, cited)
+        if rate is None:
+            return [r for r in rules if r.stratum_id is not None]
+        if not -1e-9 <= rate <= 1 + 1e-9:
+            raise EngineError(
+                f"{self.disease}: risk factor {overall[0].name}: the overall prevalence "
+                f"{overall[0].prevalence:g} cannot hold with its stratum rates (the other "
+                f"strata would need {rate:.4g})"
+            )
+        solved = overall[0].model_copy(update={"prevalence": min(max(rate, 0.0), 1.0)})
+        return [solved, *(r for r in rules if r.stratum_id is not None)]
 
     def _chain(
         self, by_attr: dict[str, list[tuple[str, float]]], parts: dict[str, list[str]]
@@ -118,18 +156,53 @@ class PersonaSampler:
                 ],
                 dtype=np.int64,
             )
-            probs = normalised([s for _, s in rows], f"{self.disease}: shares of {attr}")
+            kept = np.array([s for _, s in rows]) * self._allowed(names, codes)
+            if kept.sum() <= 0:
+                raise EngineError(
+                    f"{self.disease}: no {attr} stratum is left by the restriction "
+                    f"{self._restriction()}; add a stratum that meets it"
+                )
+            probs = normalised(kept, f"{self.disease}: shares of {attr}")
             tables.append(_Table(tuple(names), codes, probs))
             covered.update(names)
         return tables
 
-    def _age_table(self, span: int) -> tuple[IntArray, IntArray] | None:
+    def _restriction(self) -> str:
+        parts = []
+        if self.min_age is not None or self.max_age is not None:
+            lo = self.min_age if self.min_age is not None else 0
+            parts.append(f"age {lo}-{self.max_age if self.max_age is not None else 'any'}")
+        if self.sex_only is not None:
+            parts.append(f"sex {self.sex_only}")
+        return ", ".join(parts)
+
+    def _allowed(self, names: list[str], codes: IntArray) -> FloatArray:
+        """The share of each row's persona that the restriction keeps (0..1)."""
+        keep = np.ones(len(codes))
+        for i, name in enumerate(names):
+            if name == self.age_attribute and self._ages is not None:
+                full = self._ages[2][codes[:, i]]
+                lo, hi = self._ages[0][codes[:, i]], self._ages[1][codes[:, i]]
+                inside = np.where(lo >= 0, np.maximum(hi - lo + 1, 0), full)
+                keep *= np.where(full > 0, inside / np.maximum(full, 1), 1.0)
+            elif name == "sex" and self.sex_only is not None:
+                values = np.array(self.values["sex"], dtype=object)[codes[:, i]]
+                keep *= values == self.sex_only
+        return keep
+
+    def _age_table(self, span: int) -> tuple[IntArray, IntArray, IntArray] | None:
+        """Per age group: the lowest and highest allowed age and the group's full years."""
         if self.age_attribute is None:
             return None
         ranges = [age_range(v, span) for v in self.values[self.age_attribute]]
         lo = np.array([r[0] if r else -1 for r in ranges], dtype=np.int64)
         hi = np.array([r[1] if r else -1 for r in ranges], dtype=np.int64)
-        return lo, hi
+        full = np.where(lo >= 0, hi - lo + 1, 0)
+        if self.min_age is not None:
+            lo = np.where(lo >= 0, np.maximum(lo, self.min_age), lo)
+        if self.max_age is not None:
+            hi = np.where(hi >= 0, np.minimum(hi, self.max_age), hi)
+        return lo, hi, full
 
     def sample(self, run_seed: int, indices: IntArray) -> PersonaBatch:
         n = len(indices)
@@ -153,18 +226,22 @@ class PersonaSampler:
             for i, attr in enumerate(table.attributes):
                 if attr not in drawn:
                     drawn[attr] = table.codes[rows, i]
-        ages = np.full(n, -1, dtype=np.int64)
+        ages = np.full(n, np.nan)
         if self._ages is not None and self.age_attribute is not None:
             group = drawn[self.age_attribute]
             lo, hi = self._ages[0][group], self._ages[1][group]
-            offset = np.floor(u[:, len(self.tables)] * (hi - lo + 1))
-            ages = np.where(lo >= 0, lo + offset, -1).astype(np.int64)
+            exact = lo + u[:, len(self.tables)] * (hi - lo + 1)
+            ages = np.where(lo >= 0, exact, np.nan)
+        sex = np.full(n, UNKNOWN_SEX, dtype=np.int64)
+        if "sex" in drawn:
+            codes = np.array([_SEX_CODES.get(v, UNKNOWN_SEX) for v in self.values["sex"]])
+            sex = codes[drawn["sex"]].astype(np.int64)
         risks = np.zeros((n, len(self.factors)), dtype=bool)
         base = len(self.tables) + 1
         for j, factor in enumerate(self.factors):
             p = self._risk_probability(self._risk_rules[factor], drawn, n)
             risks[:, j] = u[:, base + j] < p
-        return PersonaBatch(drawn, ages, risks)
+        return PersonaBatch(drawn, ages, sex, risks)
 
     def _risk_probability(
         self, rules: list[RiskInfo], drawn: dict[str, IntArray], n: int
@@ -191,30 +268,47 @@ class PersonaSampler:
             specificity[take] = level
         return p
 
-    def personas(self, batch: PersonaBatch) -> list[Persona]:
-        """The batch as ``Persona`` objects (equal personas share one frozen object)."""
+    def personas(self, batch: PersonaBatch, visit_ages: IntArray | None = None) -> list[Persona]:
+        """The batch as ``Persona`` objects (equal personas share one frozen object).
+
+        ``visit_ages`` are the ages at the visit (default: the ages at diagnosis). The cache
+        key holds the risk flags as packed bytes, so any number of factors is exact.
+        """
         names = [
             np.array(self.values[a], dtype=object)[batch.values[a]].tolist()
             for a in self.attributes
         ]
-        masks = (batch.risks * (1 << np.arange(len(self.factors)))).sum(axis=1).tolist()
+        n = len(batch.exact_ages)
+        packed = np.ascontiguousarray(np.packbits(batch.risks, axis=1))
+        flags = (
+            packed.view(np.dtype((np.void, packed.shape[1]))).ravel().tolist()
+            if packed.shape[1]
+            else [b""] * n
+        )
+        dx = batch.ages
+        visit = dx if visit_ages is None else visit_ages
         out = []
-        for row, age, mask in zip(
-            zip(*names, strict=True) if names else [()] * len(masks),
-            batch.ages.tolist(),
-            masks,
-            strict=True,
+        for i, (row, age, age_dx, flag) in enumerate(
+            zip(
+                zip(*names, strict=True) if names else [()] * n,
+                visit.tolist(),
+                dx.tolist(),
+                flags,
+                strict=True,
+            )
         ):
-            key = (row, age, mask)
+            key = (row, age, age_dx, bytes(flag))
             persona = self._cache.get(key)
             if persona is None:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
                 persona = Persona(
                     age=age if age >= 0 else None,
+                    age_at_diagnosis=age_dx if age_dx >= 0 else None,
                     attributes=dict(zip(self.attributes, row, strict=True)),
                     risk_factors=tuple(
-                        self._factor_refs[f] for j, f in enumerate(self.factors) if mask >> j & 1
+                        self._factor_refs[self.factors[j]]
+                        for j in np.flatnonzero(batch.risks[i]).tolist()
                     ),
                 )
                 self._cache[key] = persona

@@ -1,16 +1,25 @@
 """Symptom-trajectory alignment (DualAlign): a window per record, then keywords by category.
 
-For window ``w`` with category frequencies ``f[w, c]`` (OBSERVES, one scheme):
+For window ``w`` with keyword density ``d[w]`` (mean symptom mentions per note; 1 when the
+graph gives none) and category frequencies ``f[w, c]`` (OBSERVES, one scheme):
 
-* the number of keywords is ``k = sround(m * sum_c f[w, c])`` (stochastic rounding, so
-  ``E[k] = m * sum_c f[w, c]``), clipped to ``[min_keywords, max_keywords]``, where ``m`` is
-  the keyword multiplier (5 in the paper);
+* the visit falls ``v ~ Uniform[start_months, end_months)`` from the diagnosis;
+* the number of keywords is ``k = sround(m * d[w])`` (stochastic rounding:
+  ``floor(x) + Bernoulli(x - floor(x))``, so ``E[k] = m * d[w]``), clipped to
+  ``[min_keywords, max_keywords]``, where ``m`` is the keyword multiplier (5 in the paper);
 * each of the ``k`` slots takes category ``c`` with probability ``f[w, c] / sum_c f[w, c]``;
 * within a category, symptoms are drawn without replacement by Gumbel-top-k on
-  ``log weight``, where a symptom's weight is its OBSERVES frequency in ``w`` if the window
-  observes it, else its PRESENTS weight, else 1; a category that runs out of symptoms
-  yields fewer keywords (so no keyword repeats within a record);
-* each chosen symptom is written as one of its surface forms (name or synonym), uniformly.
+  ``log weight`` among the symptoms *drawable* for the record: stage at most the window's
+  stage, and the persona (visit age, sex) within the symptom's requirements. A symptom's
+  weight is its OBSERVES frequency in ``w`` if the window observes it, else its PRESENTS
+  frequency, else ``UNWEIGHTED_FREQUENCY``; a category that runs out of symptoms yields
+  fewer keywords (no keyword repeats within a record);
+* in windows after the diagnosis (``start_months >= 0``) every core-criterion group is
+  met: a group with no chosen member puts its highest-keyed drawable member (a draw from
+  the softmax restricted to the group) in place of the lowest-keyed chosen keyword that no
+  group needs;
+* each chosen symptom is written as one of its surface forms (name or synonym), uniformly,
+  with its slots rendered for the persona (``engine.samplers.surface``).
 """
 
 from __future__ import annotations
@@ -22,11 +31,26 @@ import numpy as np
 
 from engine.errors import EngineError
 from engine.profile import DiseaseProfile, SymptomInfo, WindowInfo
+from engine.samplers.persona import UNKNOWN_SEX, PersonaBatch
 from engine.samplers.rng import Stage, stage_uniforms
-from engine.samplers.tables import IntArray, cumulative, draw, draw_rows, gumbel, normalised
+from engine.samplers.surface import voice_of, voices
+from engine.samplers.tables import (
+    FloatArray,
+    IntArray,
+    cumulative,
+    draw,
+    draw_rows,
+    gumbel,
+    normalised,
+)
 from engine.spec import Keyword, WindowRef
+from kg.coherence import UNWEIGHTED_FREQUENCY, stage_allows
 
 WindowWeighting = Literal["auto", "graph", "uniform"]
+#: The keyword density of a window the graph gives none (so ``k = multiplier``).
+DEFAULT_DENSITY = 1.0
+_NO_AGE = 10_000
+_SEX_CODE = {"female": 0, "male": 1}
 
 
 def _span(months: float) -> str:
@@ -74,13 +98,77 @@ def window_ref(w: WindowInfo) -> WindowRef:
         end_months=w.end_months,
         phrase=describe_window(w.start_months, w.end_months),
         diagnosed=w.start_months >= 0,
+        stage=w.stage,
+        keyword_density=w.keyword_density,
     )
 
 
 @dataclass(frozen=True)
 class TrajectoryBatch:
     windows: IntArray  # (n,) window index
+    visit_months: FloatArray  # (n,) months from the diagnosis
+    visit_ages: IntArray | None  # (n,) whole years at the visit, -1 unknown; None: no persona
     keywords: list[list[Keyword]]
+
+
+def requirement_mask(
+    min_age: IntArray, max_age: IntArray, sex_req: IntArray, ages: IntArray, sex: IntArray
+) -> np.ndarray:
+    """(n, p): whether each record's persona meets each symptom's age and sex requirement."""
+    known = ages[:, None] >= 0
+    ok = ~known | ((ages[:, None] >= min_age[None, :]) & (ages[:, None] <= max_age[None, :]))
+    return ok & ((sex_req[None, :] < 0) | (sex_req[None, :] == sex[:, None]))
+
+
+def symptom_requirements(symptoms: list[SymptomInfo]) -> tuple[IntArray, IntArray, IntArray]:
+    """Per symptom: lowest and highest visit age, and the sex code it needs (-1: any)."""
+    lo = np.array([s.min_age if s.min_age is not None else -1 for s in symptoms], dtype=np.int64)
+    hi = np.array(
+        [s.max_age if s.max_age is not None else _NO_AGE for s in symptoms], dtype=np.int64
+    )
+    sex = np.array([_SEX_CODE.get(s.sex or "", -1) for s in symptoms], dtype=np.int64)
+    return lo, hi, sex
+
+
+def core_groups(profile: DiseaseProfile, ids: list[str]) -> list[IntArray]:
+    """The disease's core-criterion groups as column indices into ``ids``."""
+    index = {s: j for j, s in enumerate(ids)}
+    groups = []
+    for group in profile.core:
+        cols = [index[s] for s in group.symptom_ids if s in index]
+        if cols:
+            groups.append(np.array(cols, dtype=np.int64))
+    return groups
+
+
+def meet_core(
+    chosen: np.ndarray, keys: FloatArray, groups: list[IntArray], rows: np.ndarray
+) -> None:
+    """Make every row in ``rows`` hold a member of every group (``chosen`` in place).
+
+    Groups are met in order. A group with no chosen member gets its highest-keyed drawable
+    member (finite key), which replaces the lowest-keyed chosen column that no earlier
+    group relies on, or is added when every chosen column is relied on.
+    """
+    if not groups or not rows.any():
+        return
+    needed = np.zeros_like(chosen)
+    for cols in groups:
+        mine = np.where(chosen[:, cols], keys[:, cols], -np.inf)
+        has = chosen[:, cols].any(axis=1)
+        keep = np.flatnonzero(rows & has)
+        needed[keep, cols[np.argmax(mine[keep], axis=1)]] = True
+        sub = keys[:, cols]
+        fix = np.flatnonzero(rows & ~has & np.isfinite(sub).any(axis=1))
+        if fix.size == 0:
+            continue
+        best = cols[np.argmax(sub[fix], axis=1)]
+        spare = np.where(chosen[fix] & ~needed[fix], keys[fix], np.inf)
+        drop = np.argmin(spare, axis=1)
+        can = np.isfinite(spare[np.arange(fix.size), drop])
+        chosen[fix[can], drop[can]] = False
+        chosen[fix, best] = True
+        needed[fix, best] = True
 
 
 class TrajectorySampler:
@@ -92,7 +180,7 @@ class TrajectorySampler:
         scheme: str | None = None,
         window_weights: WindowWeighting = "auto",
         keyword_multiplier: float = 5.0,
-        min_keywords: int = 1,
+        min_keywords: int = 0,
         max_keywords: int = 30,
     ) -> None:
         name = profile.disease
@@ -141,7 +229,13 @@ class TrajectorySampler:
                 )
         self.category_probs = freq / freq.sum(axis=1, keepdims=True)
         self._category_cum = cumulative(self.category_probs)
-        self.expected_keywords = keyword_multiplier * freq.sum(axis=1)
+        self.densities = np.array(
+            [
+                w.keyword_density if w.keyword_density is not None else DEFAULT_DENSITY
+                for w in self.windows
+            ]
+        )
+        self.expected_keywords = keyword_multiplier * self.densities
         if min_keywords < 0 or max_keywords < max(min_keywords, 1):
             raise EngineError("keywords: need 0 <= min_keywords <= max_keywords and max >= 1")
         self.min_keywords = min_keywords
@@ -149,26 +243,47 @@ class TrajectorySampler:
         self.k_max = min(max_keywords, most)
         self.pool_category = np.array([cat_index[p[1]] for p in pool], dtype=np.int64)
         self.members = [np.flatnonzero(self.pool_category == c) for c in range(n_c)]
+        symptoms = [p[0] for p in pool]
         weights = np.ones((n_w, len(pool)))
-        for j, (s, _, _) in enumerate(pool):
-            if s.weight is not None:
-                weights[:, j] = s.weight
-        index = {p[0].id: j for j, p in enumerate(pool)}
+        for j, s in enumerate(symptoms):
+            f = s.frequency if s.presented else None
+            weights[:, j] = f if f is not None else UNWEIGHTED_FREQUENCY
+        index = {s.id: j for j, s in enumerate(symptoms)}
         for i, w in enumerate(self.windows):
             for o in w.observations:
                 if o.kind == "Symptom" and o.target_id in index:
                     weights[i, index[o.target_id]] = o.frequency
+        self.stage_ok = np.array(
+            [[stage_allows(s.stage, w.stage) for s in symptoms] for w in self.windows]
+        )
         with np.errstate(divide="ignore"):
-            self._log_weights = np.log(weights)
+            self._log_weights = np.where(self.stage_ok, np.log(weights), -np.inf)
+        self._min_age, self._max_age, self._sex_req = symptom_requirements(symptoms)
+        self._diagnosed = np.array([w.start_months >= 0 for w in self.windows])
+        self._starts = np.array([w.start_months for w in self.windows])
+        self._spans = np.array([w.end_months - w.start_months for w in self.windows])
+        self.core = core_groups(profile, [s.id for s in symptoms])
         self.keywords = [
             [
-                Keyword(text=form, symptom_id=s.id, symptom=s.name, category_id=cid, category=cname)
+                tuple(
+                    Keyword(
+                        text=text,
+                        form=form,
+                        symptom_id=s.id,
+                        symptom=s.name,
+                        category_id=cid,
+                        category=cname,
+                        stage=s.stage,
+                    )
+                    for text in voices(form)
+                )
                 for form in s.surface_forms
             ]
             for s, cid, cname in pool
         ]
         self._n_forms = np.array([len(k) for k in self.keywords], dtype=np.int64)
-        self.n_uniforms = 2 + 2 * self.k_max + len(pool)
+        self._top = min(self.k_max + len(self.core), len(pool))
+        self.n_uniforms = 3 + self.k_max + len(pool) + self._top
 
     def _window_probs(self, profile: DiseaseProfile, mode: WindowWeighting) -> np.ndarray:
         weights = [w.weight for w in profile.windows]
@@ -183,22 +298,33 @@ class TrajectorySampler:
             return np.full(len(weights), 1.0 / len(weights))
         return normalised([float(w or 0.0) for w in weights], f"{profile.disease}: window weights")
 
-    def sample(self, run_seed: int, indices: IntArray) -> TrajectoryBatch:
+    def sample(
+        self, run_seed: int, indices: IntArray, persona: PersonaBatch | None = None
+    ) -> TrajectoryBatch:
         n, p = len(indices), len(self.keywords)
         u = stage_uniforms(run_seed, indices, Stage.TRAJECTORY, self.n_uniforms)
         win = draw(self._window_cum, u[:, 0])
         lam = self.expected_keywords[win]
         k = np.floor(lam) + (u[:, 1] < lam - np.floor(lam))
         k = np.clip(k, self.min_keywords, self.k_max).astype(np.int64)
-        slots = 2 + np.arange(self.k_max)
+        visit = self._starts[win] + u[:, 2] * self._spans[win]
+        if persona is not None:
+            ages = persona.visit_ages(visit)
+            sex = persona.sex
+        else:
+            ages = np.full(n, -1, dtype=np.int64)
+            sex = np.full(n, UNKNOWN_SEX, dtype=np.int64)
+        slots = 3 + np.arange(self.k_max)
         cats = draw_rows(
             self._category_cum, np.repeat(win, self.k_max), u[:, slots].ravel()
         ).reshape(n, self.k_max)
         used = np.arange(self.k_max)[None, :] < k[:, None]
         counts = np.zeros((n, len(self.categories)), dtype=np.int64)
         np.add.at(counts, (np.repeat(np.arange(n), self.k_max)[used.ravel()], cats[used]), 1)
-        base = 2 + self.k_max
+        base = 3 + self.k_max
         keys = self._log_weights[win] + gumbel(u[:, base : base + p])
+        allowed = requirement_mask(self._min_age, self._max_age, self._sex_req, ages, sex)
+        keys = np.where(allowed, keys, -np.inf)
         chosen = np.zeros((n, p), dtype=bool)
         for c, members in enumerate(self.members):
             if members.size == 0:
@@ -209,9 +335,10 @@ class TrajectorySampler:
             threshold = ranked[np.arange(n), np.maximum(take - 1, 0)]
             keep = (sub >= threshold[:, None]) & np.isfinite(sub)
             chosen[:, members] = keep & (take[:, None] > 0)
+        meet_core(chosen, keys, self.core, self._diagnosed[win])
         # the chosen keywords of each record, in descending key order (a random order), each
-        # written as one of its surface forms
-        top = min(self.k_max, p)
+        # written as one of its surface forms in the persona's voice
+        top = self._top
         ranked = np.where(chosen, keys, -np.inf)
         cols = np.argpartition(-ranked, top - 1, axis=1)[:, :top]
         cols = np.take_along_axis(
@@ -219,9 +346,13 @@ class TrajectorySampler:
             np.argsort(-np.take_along_axis(ranked, cols, axis=1), axis=1, kind="stable"),
             axis=1,
         )
-        forms = np.floor(u[:, base + p : base + p + top] * self._n_forms[cols]).astype(np.int64)
+        start = base + p
+        forms = np.floor(u[:, start : start + top] * self._n_forms[cols]).astype(np.int64)
+        voice = voice_of(sex, ages).tolist()
         per_record = chosen.sum(axis=1).tolist()
         out = []
-        for c_row, f_row, k_i in zip(cols.tolist(), forms.tolist(), per_record, strict=True):
-            out.append([self.keywords[j][f] for j, f in zip(c_row[:k_i], f_row, strict=False)])
-        return TrajectoryBatch(win, out)
+        for c_row, f_row, k_i, v in zip(
+            cols.tolist(), forms.tolist(), per_record, voice, strict=True
+        ):
+            out.append([self.keywords[j][f][v] for j, f in zip(c_row[:k_i], f_row, strict=False)])
+        return TrajectoryBatch(win, visit, ages if persona is not None else None, out)
