@@ -37,7 +37,14 @@ from pydantic import SecretStr
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.plan import CompiledRecipe, Planner, PlanRequest, batch_line  # noqa: E402
+from engine.llm.batch import batch_line  # noqa: E402
+from engine.plan import (  # noqa: E402
+    CompiledRecipe,
+    Planner,
+    PlanRequest,
+    sampling_params,
+    spec_request,
+)
 from engine.profile import Target, load_profile  # noqa: E402
 from kg.batch import GraphBatch  # noqa: E402
 from kg.queries import get_query  # noqa: E402
@@ -91,9 +98,9 @@ def fast(store: GraphStore, recipe: str, code: str, n: int, sink: list[str]) -> 
     """The planner, end to end: resolve, read profiles once, sample, render, serialise."""
     sink.clear()
     planner = Planner(store, PlanRequest(recipe=recipe, icd=(code,), n=n, seed=7))
-    gen = planner.recipe.generation
+    params = sampling_params(planner.recipe.generation)
     for spec in planner.iter_specs():
-        sink.append(batch_line(spec, "bench-model", gen.temperature, gen.max_tokens))
+        sink.append(batch_line("bench-model", spec_request(spec, params)))
     return len(sink)
 
 
@@ -105,7 +112,7 @@ def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str], fu
     profile = compiled.profile
     target = Target(disease_id=profile.disease_id, disease=profile.disease, icd=profile.icd)
     symptoms = get_query("profile_symptoms").text
-    gen = planner.recipe.generation
+    params = sampling_params(planner.recipe.generation)
     for i in range(n):
         if full:
             fresh = load_profile(store, target)
@@ -113,7 +120,7 @@ def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str], fu
         else:
             store.read(symptoms, {"disease": profile.disease_id})
         spec = compiled.specs(7, np.array([i], dtype=np.int64))[0]
-        sink.append(batch_line(spec, "bench-model", gen.temperature, gen.max_tokens))
+        sink.append(batch_line("bench-model", spec_request(spec, params)))
     return len(sink)
 
 

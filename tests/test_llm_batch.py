@@ -90,7 +90,8 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
         assert req["method"] == "POST" and req["url"] == "/v1/chat/completions"
         body = req["body"]
         assert body["model"] == "gpt-4o-mini" and body["messages"][0]["role"] == "system"
-        assert body["temperature"] == 0.9 and body["max_tokens"] == 1200  # recipe defaults
+        assert body["temperature"] == 0.9 and body["max_completion_tokens"] == 1200  # recipe's
+        assert body["top_p"] == 1.0 and "response_format" not in body  # dualalign: free text
         assert isinstance(body["seed"], int)
 
     # The provider answers four, fails one, and loses one.
@@ -108,13 +109,14 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
     results = tmp_path / "results.jsonl"
     results.write_text("\n".join(lines) + "\n")
     ingest = kgsynth(graph, *base, "--ingest", str(results))
-    assert ingest.returncode == 0, ingest.stderr
+    assert ingest.returncode == 3, ingest.stderr  # some records failed (EXIT_FAILED_RECORDS)
     records = read_records(out)
     assert [r.status for r in records.values()].count("ok") == 4
     by_id = {req["custom_id"]: req for req in requests}
     for rid, rec in records.items():
         assert rec.backend == "batch" and rec.model == "gpt-4o-mini"
-        assert rec.spec["record_id"] == rid and rec.seed == by_id[rid]["body"]["seed"]
+        assert rec.spec is not None and rec.spec.record_id == rid
+        assert rec.seed == by_id[rid]["body"]["seed"]
         if rec.status == "ok":
             assert rec.text == note_text(by_id[rid]["body"]["messages"])
             assert rec.cost_usd is not None and rec.cost_usd > 0
@@ -164,3 +166,51 @@ def test_bad_batch_output_names_the_line(graph: Path, tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"{results}, line 2: not a batch output line" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("recipe", "code", "sampling"),
+    [
+        ("mh_report", "F32.9", []),
+        ("dualalign", "G30.9", ["--temperature", "0.25", "--top-p", "0.5", "--max-tokens", "77"]),
+    ],
+)
+def test_plan_and_generate_write_the_same_batch_file(
+    graph: Path, tmp_path: Path, recipe: str, code: str, sampling: list[str]
+) -> None:
+    common = ["--recipe", recipe, "--icd", code, "-n", "5", "--seed", "9", "--model", "gpt-x"]
+    planned = tmp_path / "planned.jsonl"
+    plan = kgsynth(
+        graph, "plan", *common, *sampling, "--format", "openai-batch", "-o", str(planned)
+    )
+    assert plan.returncode == 0, plan.stderr
+    generated = tmp_path / "generated.jsonl"
+    out = ["-o", str(tmp_path / "notes.jsonl"), "--batch-file", str(generated)]
+    gen = kgsynth(graph, "generate", *common, *sampling, "--backend", "batch", *out)
+    assert gen.returncode == 0, gen.stderr
+    assert planned.read_bytes() == generated.read_bytes()
+
+    lines = [json.loads(line) for line in planned.read_text().splitlines()]
+    assert len(lines) == 5
+    body = lines[0]["body"]
+    fields = {"model", "messages", "temperature", "top_p", "max_completion_tokens", "seed"}
+    if recipe == "mh_report":  # declares output: sectioned_report
+        assert set(body) == fields | {"response_format"}
+        assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (
+            0.8,
+            1.0,
+            1500,
+        )
+        fmt = body["response_format"]
+        assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "SectionedReport"
+        schema = fmt["json_schema"]["schema"]
+        assert schema["required"] == ["sections"] and schema["additionalProperties"] is False
+        section = schema["$defs"]["ReportSection"]
+        assert section["required"] == ["title", "text"]
+    else:
+        assert set(body) == fields
+        assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (
+            0.25,
+            0.5,
+            77,
+        )

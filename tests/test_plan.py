@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from engine.errors import EngineError
-from engine.plan import Planner, PlanRequest, batch_line, batch_request
+from engine.llm.base import SamplingParams
+from engine.llm.batch import batch_line
+from engine.plan import Planner, PlanRequest, sampling_params, spec_request
 from engine.provenance import fingerprint
+from engine.recipes import get_recipe
 from engine.spec import GenerationSpec
 from kg.model import Presents
 from kg.store import GraphStore
@@ -264,9 +267,11 @@ def test_cli_openai_batch_lines_have_the_batch_api_shape(graph: Path, tmp_path: 
         assert isinstance(r["custom_id"], str) and r["custom_id"]
         assert (r["method"], r["url"]) == ("POST", "/v1/chat/completions")
         body = r["body"]
-        assert set(body) == {"model", "messages", "temperature", "max_tokens", "seed"}
-        assert body["model"] == "gpt-4o-mini" and body["max_tokens"] == 800
-        assert isinstance(body["temperature"], float) and isinstance(body["seed"], int)
+        fields = {"model", "messages", "temperature", "top_p", "max_completion_tokens", "seed"}
+        assert set(body) == fields  # medsyn declares no structured output
+        assert body["model"] == "gpt-4o-mini" and body["max_completion_tokens"] == 800
+        assert (body["temperature"], body["top_p"]) == (1.0, 1.0)  # medsyn's, the default
+        assert isinstance(body["seed"], int)
         assert [m["role"] for m in body["messages"]] == ["system", "user"]
         assert all(isinstance(m["content"], str) and m["content"] for m in body["messages"])
     assert len({r["body"]["messages"][0]["content"] for r in requests}) == 1
@@ -293,10 +298,34 @@ def test_cli_errors_are_one_clear_line(
     assert not out.exists() and not list(tmp_path.glob(".x.jsonl.tmp-*"))
 
 
-def test_batch_lines_are_exactly_the_json_of_the_request(store: GraphStore) -> None:
+def test_batch_lines_carry_the_spec_verbatim(store: GraphStore) -> None:
+    params = SamplingParams(temperature=0.5, top_p=0.9, max_tokens=512, stop=("END",))
     for request in REQUESTS:
         for spec in Planner(store, request).iter_specs(0, 30):
             odd = spec.model_copy(update={"disease": 'Démence « x » "quoted"\n\ttab \\ end'})
-            for s, temp in ((spec, 0.7), (odd, 1.0)):
-                expected = json.dumps(batch_request(s, "m-ü", temp, 512), ensure_ascii=False)
-                assert batch_line(s, "m-ü", temp, 512) == expected
+            for s in (spec, odd):
+                line = batch_line("m-ü", spec_request(s, params))
+                assert "\n" not in line and '"m-ü"' in line  # one line, UTF-8 kept as is
+                item = json.loads(line)
+                assert item["custom_id"] == s.record_id
+                body = item["body"]
+                assert body["seed"] == s.record_seed and body["stop"] == ["END"]
+                assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (
+                    0.5,
+                    0.9,
+                    512,
+                )
+                system, user = body["messages"]
+                assert (system["role"], user["role"]) == ("system", "user")
+                assert s.disease in user["content"]  # the odd name arrives unchanged
+
+
+def test_sampling_flags_override_the_recipe_and_name_the_flag() -> None:
+    gen = get_recipe("dualalign").generation
+    assert sampling_params(gen) == SamplingParams(temperature=0.9, top_p=1.0, max_tokens=1200)
+    assert sampling_params(gen, top_p=0.5, max_tokens=7) == SamplingParams(
+        temperature=0.9, top_p=0.5, max_tokens=7
+    )
+    assert sampling_params(None) == SamplingParams(temperature=0.7, max_tokens=1024)
+    with pytest.raises(EngineError, match="--top-p"):
+        sampling_params(gen, top_p=1.5)
