@@ -19,6 +19,7 @@ import simple_icd_10_cm as cm
 
 from kg.batch import GraphBatch, Location
 from kg.model import IcdCode, ParentOf, Source
+from loaders.changes import subset
 
 _RELEASE = re.compile(r"([A-Za-z]+)-(\d{1,2})-(\d{4})")
 _MONTHS = {
@@ -158,3 +159,22 @@ def icd10cm_batch() -> GraphBatch:
 def catalogue_codes() -> frozenset[str]:
     """Every code the catalogue holds (chapters, blocks, categories, codes), without prefix."""
     return frozenset(str(r["code"]) for r in icd_rows())
+
+
+def catalogue_context(batch: GraphBatch) -> GraphBatch:
+    """The catalogue's codes that ``batch``'s relationships name but it does not define.
+
+    With their ``Source``: what checking files on their own (no graph) needs to resolve
+    ``CODED_AS`` and ``PARENT_OF`` references, since codes come from the catalogue.
+    """
+    defined = batch.nodes.get("IcdCode", {})
+    wanted = {
+        ("IcdCode", end)
+        for rel in batch.iter_rels()
+        for end in (rel.start, rel.end)
+        if end.startswith("ICD10CM:") and end not in defined
+    }
+    if not wanted:
+        return GraphBatch()
+    full = icd10cm_batch()
+    return subset(full, wanted | {("Source", icd_source(icd_release()).id)})

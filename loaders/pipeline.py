@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from kg.batch import MODULE, GraphBatch, Problem
 from kg.errors import ValidationFailed
 from kg.store.base import DEFAULT_BATCH, GraphStore, Statement, WriteStats
 from kg.store.writer import batch_statements, resolve_endpoints
-from kg.validate import WARNING, errors, validate
+from kg.validate import WARNING, errors, overlay, validate
 from loaders.changes import Change, Diff, by_module, changed_part, clobber_problems, diff_batch
 from loaders.files import read_paths
 
@@ -55,8 +56,14 @@ def check_paths(
     Against a graph, a change to an item another module defines is a problem too.
     """
     batch, problems = read_paths(paths)
+    if store is None:  # codes come from the shipped catalogue, not the files
+        # simple_icd_10_cm parses its XML on import (seconds): import it only when needed
+        from loaders.icd10cm import catalogue_context
+
+        problems = check_batch(overlay(catalogue_context(batch), batch), None, problems)
+        return batch, problems
     problems = check_batch(batch, store, problems)
-    if store is not None and not errors(problems):
+    if not errors(problems):
         diff = diff_batch(store, batch)
         problems = sorted(problems + clobber_problems(batch, diff.clobbers(batch)))
     return batch, problems
@@ -112,7 +119,11 @@ def load_batch(
 def load_paths(
     store: GraphStore, paths: Iterable[Path], *, replace: bool = False, dry_run: bool = False
 ) -> LoadResult:
-    """Validate the files together and against the live graph, then write them."""
+    """Validate the files together and against the live graph, then write them.
+
+    The check and the write hold the store's write lock, so they see the same graph.
+    """
     batch, problems = read_paths(paths)
-    problems = check_batch(batch, store, problems)
-    return load_batch(store, batch, problems, replace=replace, dry_run=dry_run)
+    with nullcontext() if dry_run else store.write_lock():
+        problems = check_batch(batch, store, problems)
+        return load_batch(store, batch, problems, replace=replace, dry_run=dry_run)

@@ -178,11 +178,23 @@ def seed(
         built.append(part)
         problems += found
         tell(name, "built")
+    with store.write_lock():  # the check and the write see the same graph
+        return _check_and_write(store, built, problems, tell, replace)
+
+
+def _check_and_write(
+    store: GraphStore,
+    built: list[SeedPart],
+    problems: list[Problem],
+    tell: Progress,
+    replace: bool,
+) -> tuple[list[SeedPart], list[Problem]]:
+    parts = [part.name for part in built]
     if not errors(problems):
         problems += validate(reduce(overlay, (p.batch for p in built), GraphBatch()), store)
     diffs = [] if errors(problems) else [diff_batch(store, p.batch) for p in built]
     ours = set(PARTS) | {m for p in built for m in p.batch.modules.values()}
-    for part, diff in zip(built, diffs, strict=True):
+    for part, diff in zip(built, diffs, strict=False):
         if not replace:
             problems += clobber_problems(part.batch, diff.clobbers(part.batch, ours))
     tell("all", "validated")

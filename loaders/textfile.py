@@ -1,7 +1,13 @@
-"""Read an input file as UTF-8 text, turning unreadable or binary input into problems."""
+"""Read an input file as UTF-8 text, turning unreadable, binary or oversized input into problems.
+
+Every loader reads its files here (YAML, JSON, CSV, OBO, OWL/RDF, Turtle), so every input
+is refused above ``max_input_bytes()``: ``DEFAULT_MAX_INPUT_MB`` MiB, or the
+``KGSYNTH_MAX_INPUT_MB`` environment variable.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kg.batch import Location, Problem
@@ -15,11 +21,54 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
+DEFAULT_MAX_INPUT_MB = 256
+MAX_INPUT_ENV = "KGSYNTH_MAX_INPUT_MB"
+
+
+def max_input_bytes() -> tuple[int, list[Problem]]:
+    """The size limit on input files, and a problem if the environment sets a bad one."""
+    raw = os.environ.get(MAX_INPUT_ENV)
+    if raw is None:
+        return DEFAULT_MAX_INPUT_MB << 20, []
+    try:
+        mb = float(raw)
+        if mb <= 0:
+            raise ValueError
+    except ValueError:
+        return DEFAULT_MAX_INPUT_MB << 20, [
+            Problem(Location(MAX_INPUT_ENV), "", f"{raw!r} is not a positive number of MiB")
+        ]
+    return int(mb * (1 << 20)), []
+
+
 def read_text(path: Path) -> tuple[str | None, list[Problem]]:
     """The file's text (a UTF-8 BOM is dropped), or None and one problem saying why not."""
     name = display_name(path)
+    limit, problems = max_input_bytes()
+    if problems:
+        return None, problems
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if size > limit:
+            return None, [
+                Problem(
+                    Location(name),
+                    "",
+                    f"the file is {size / (1 << 20):,.1f} MiB, above the {limit / (1 << 20):g} "
+                    f"MiB limit on input files (set {MAX_INPUT_ENV} to raise it)",
+                )
+            ]
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)  # a file that grew since stat() still stops at the limit
+        if len(data) > limit:
+            return None, [
+                Problem(
+                    Location(name),
+                    "",
+                    f"the file is above the {limit / (1 << 20):g} MiB limit on input files "
+                    f"(set {MAX_INPUT_ENV} to raise it)",
+                )
+            ]
     except OSError as err:
         return None, [Problem(Location(name), "", f"cannot read the file: {err.strerror or err}")]
     try:

@@ -28,6 +28,8 @@ from kg.model import LABELS, REL_TYPES
 from loaders.textfile import display_name, read_text
 
 SEED_VERSION = 1
+#: Nodes any YAML text may expand to on top of its length (see ``node_budget``).
+YAML_MIN_BUDGET = 10_000
 TOP_KEYS = ("kgsynth_seed", "module", "nodes", "relationships")
 
 
@@ -46,13 +48,27 @@ class Located(dict[str, Any]):
 # ---------------------------------------------------------------------------- YAML
 
 
+class _TooBig(Exception):
+    """The document expands (through aliases) to more nodes than its budget."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 def _from_yaml(
-    node: yaml.Node, ctor: yaml.constructor.SafeConstructor, name: str, problems: list[Problem]
+    node: yaml.Node,
+    ctor: yaml.constructor.SafeConstructor,
+    name: str,
+    problems: list[Problem],
+    budget: list[int],
 ) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig(node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out = Located(node.start_mark.line + 1)
         for key_node, value_node in node.value:
-            key = _from_yaml(key_node, ctor, name, problems)
+            key = _from_yaml(key_node, ctor, name, problems, budget)
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
                 problems.append(Problem(Location(name, line), str(key), "keys must be text"))
@@ -66,24 +82,47 @@ def _from_yaml(
                     )
                 )
                 continue
-            out[key] = _from_yaml(value_node, ctor, name, problems)
+            out[key] = _from_yaml(value_node, ctor, name, problems, budget)
             out.key_lines[key] = line
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_from_yaml(v, ctor, name, problems) for v in node.value]
+        return [_from_yaml(v, ctor, name, problems, budget) for v in node.value]
     return ctor.construct_object(node)
 
 
+def node_budget(text: str) -> int:
+    """How many nodes a YAML text may expand to: every node takes at least two characters
+    of text, so aliases may at most double a file's nodes (bombs stop within the budget)."""
+    return len(text) + YAML_MIN_BUDGET
+
+
 def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
-    """The document with every mapping ``Located``; YAML errors become problems."""
+    """The document with every mapping ``Located``; YAML errors become problems.
+
+    Aliases are expanded within ``node_budget``: an alias bomb ("billion laughs") is one
+    problem, found after at most that many nodes.
+    """
     problems: list[Problem] = []
+    budget = [node_budget(text)]
     try:
         node = yaml.compose(
             text, Loader=yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
         )
         if node is None:
             return None, [Problem(Location(name, 1), "", "the file is empty")]
-        return _from_yaml(node, yaml.constructor.SafeConstructor(), name, problems), problems
+        ctor = yaml.constructor.SafeConstructor()
+        return _from_yaml(node, ctor, name, problems, budget), problems
+    except _TooBig as err:
+        return None, [
+            Problem(
+                Location(name, err.line),
+                "",
+                f"YAML aliases expand to more than {node_budget(text):,} values (an alias "
+                "bomb?); write the repeated values out or use fewer aliases",
+            )
+        ]
+    except RecursionError:
+        return None, [Problem(Location(name, 1), "", "not valid YAML: nested too deeply")]
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else 1

@@ -72,6 +72,12 @@ EXPECTED: dict[str, tuple[str, int | None]] = {
     "obo_unterminated_def.obo": ("unterminated quoted text", 6),
     "obo_term_without_id.obo": ("a [Term] stanza without id", 3),
     "unsupported_suffix.txt": ("unsupported file type '.txt'", None),
+    "yaml_alias_bomb.yaml": ("YAML aliases expand to more than 10,", 3),
+    "clobbers_another_module.yaml": (
+        "would change Disease KGS:disease/fix-ad, defined by module 'loader-fixture' (name: "
+        "\"Fixture Alzheimer's disease\" -> \"Not Alzheimer\"; prevalence: 0.109 -> (absent)",
+        5,
+    ),
 }
 
 
