@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kg.batch import GraphBatch, Location, Problem, RawItem, parse_items
+from kg.icd import normalise_code
 from kg.model import Source
 from loaders.textfile import display_name, read_text
 
@@ -29,7 +29,6 @@ DO_SOURCE = Source(
     license="CC0-1.0",
 )
 UNWEIGHTED = "unweighted DO association"
-_CODE = re.compile(r"^([A-Z][0-9A-Z]{2})\.?([0-9A-Z]{0,4})$")
 
 
 @dataclass
@@ -42,17 +41,6 @@ class DoStats:
     is_a: int = 0
     codes_skipped: list[str] = field(default_factory=list)
     symptoms_skipped: list[str] = field(default_factory=list)
-
-
-def normalise_code(xref: str) -> str:
-    """``ICD10CM:g30.9``, ``G309``, ``G30.-`` -> ``G30.9`` / ``G30``; block ranges unchanged."""
-    code = xref.strip().upper().removeprefix("ICD10CM:").rstrip("-").rstrip(".")
-    if "-" in code:
-        return code
-    m = _CODE.match(code)
-    if m is None:
-        return code
-    return m.group(1) + (f".{m.group(2)}" if m.group(2) else "")
 
 
 def _rows(path: Path) -> tuple[Iterator[tuple[int, dict[str, str]]], list[Problem]]:
