@@ -170,6 +170,13 @@ def test_sigkill_and_rerun(server: ThreadServer, specs: Path, tmp_path: Path) ->
     repeats = sum(count - 1 for count in asked_total.values())
     assert repeats <= 8 * KILLS
     assert len(cached_ids(db)) == N
+    # The manifest tells the truth: each killed run's entry holds the lines it left.
+    manifest = json.loads((tmp_path / "notes.manifest.json").read_text())
+    runs = manifest["runs"]
+    assert manifest["records"] == {"ok": N, "failed": 0}
+    assert sum(r["ok"] + r["failed"] for r in runs) == len(records)
+    assert runs[-1]["status"] == "complete" and {r["status"] for r in runs[:-1]} <= {"killed"}
+    assert len(runs) >= KILLS  # every kill after start-up left its entry
 
 
 @pytest.mark.slow

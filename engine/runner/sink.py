@@ -3,9 +3,10 @@
 One worker thread owns the output file and the request cache. The event loop only queues
 work: ``write`` (a record and, for a fresh answer, its cache entry), ``lookup`` (awaitable
 cache reads) and ``call`` (a manifest write). The worker drains whatever has queued up and
-handles it as one batch, in this order: cache answers committed in one transaction, then
-the records appended in one ``write``, then lookups answered in one query, then calls.
-An answer is therefore always in the cache before its record is in the output.
+handles it as one batch: the records between two calls have their cache answers committed
+in one transaction and are then appended in one ``write``; calls run in queue order; the
+lookups are answered in one query at the end. An answer is therefore always in the cache
+before its record is in the output, and the manifest of a run precedes its records.
 """
 
 from __future__ import annotations
@@ -110,24 +111,31 @@ class RecordSink:
             self._error = self._error or err
 
     def _handle(self, items: list[_Write | _Lookup | _Call]) -> None:
-        writes = [item for item in items if isinstance(item, _Write)]
+        writes: list[_Write] = []
+        for item in items:  # calls in queue order: records queued before a call precede it
+            if isinstance(item, _Write):
+                writes.append(item)
+            elif isinstance(item, _Call):
+                self._flush(writes)
+                writes = []
+                item.fn()
+        self._flush(writes)
         lookups = [item for item in items if isinstance(item, _Lookup)]
-        if writes:
-            answers = [w.answer for w in writes if w.answer is not None]
-            if answers and self.cache is not None:
-                self.cache.put_many(answers)
-            self.output.write(
-                b"".join(
-                    w.record.model_dump_json(exclude_none=True).encode("utf-8") + b"\n"
-                    for w in writes
-                )
-            )
         if lookups:
             found = self.cache.get_many([x.key for x in lookups]) if self.cache else {}
             self._resolve([(x.future, found.get(x.key)) for x in lookups])
-        for item in items:
-            if isinstance(item, _Call):
-                item.fn()
+
+    def _flush(self, writes: list[_Write]) -> None:
+        if not writes:
+            return
+        answers = [w.answer for w in writes if w.answer is not None]
+        if answers and self.cache is not None:
+            self.cache.put_many(answers)
+        self.output.write(
+            b"".join(
+                w.record.model_dump_json(exclude_none=True).encode("utf-8") + b"\n" for w in writes
+            )
+        )
 
     def _resolve(self, results: list[tuple[asyncio.Future[LLMResponse | None], object]]) -> None:
         def settle() -> None:
