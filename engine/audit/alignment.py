@@ -85,6 +85,7 @@ class Tally:
     def __init__(self, profile: DiseaseProfile) -> None:
         self.profile = profile
         self.records = 0
+        self.personas = 0
         self.attributes: dict[str, Counter[str]] = defaultdict(Counter)
         self.risks: Counter[str] = Counter()
         self.windows: dict[str, _WindowTally] = defaultdict(_WindowTally)
@@ -94,6 +95,7 @@ class Tally:
         self.records += 1
         persona = rec.get("persona")
         if persona:
+            self.personas += 1
             for attribute, value in (persona.get("attributes") or {}).items():
                 self.attributes[attribute][value] += 1
             for factor in persona.get("risk_factors") or ():
@@ -118,10 +120,9 @@ class Tally:
                 for a, counts in sorted(self.attributes.items())
             }
         overall = {r.id: r for r in self.profile.risks if r.stratum_id is None}
-        if overall and self.records:
-            with_persona = sum(self.attributes[next(iter(self.attributes))].values()) or 1
+        if overall and self.personas:
             out["risk factors (drawn vs cited overall)"] = {
-                r.name: f"{self.risks[i] / with_persona:.4f} vs {r.prevalence:.4f}"
+                r.name: f"{self.risks[i] / self.personas:.4f} vs {r.prevalence:.4f}"
                 for i, r in sorted(overall.items())
             }
         if self.windows:
