@@ -1,7 +1,8 @@
 """Generation throughput against the local OpenAI-compatible test server (in its own process).
 
 1. 2,000 records at concurrency 32 with 200 ms server latency (theory: 32 / 0.2 = 160 req/s),
-   through the full runner (cache, JSONL output, provenance, AIMD); median of ``--repeats``.
+   through the full runner (cache, JSONL output, provenance, AIMD); median of ``--repeats``;
+   then the same at concurrency 64 and 128 (theory 320 and 640 req/s).
 2. The same load through a plain ``AsyncOpenAI`` + semaphore loop, for reference.
 3. The naive way: sequential awaits (measured on ``--naive`` records, same server).
 4. A rerun of the same 2,000 records served by the request cache.
@@ -103,12 +104,30 @@ async def naive_rate(url: str, jobs: list[GenerationJob]) -> float:
     return len(jobs) / elapsed
 
 
+def headline(url: str, work: Path, n: int, concurrency: int, repeats: int, tag: str) -> list[float]:
+    """``repeats`` full runner passes of ``n`` fresh records at 200 ms latency (req/s each)."""
+    theory = concurrency / LATENCY
+    rates = []
+    for rep in range(repeats):
+        jobs = make_jobs(n, f"{tag}{rep}")
+        out, cache = work / f"run-{tag}{rep}.jsonl", work / f"cache-{tag}{rep}.sqlite"
+        rate, _ = asyncio.run(runner_rate(url, jobs, concurrency, out, cache))
+        rates.append(rate)
+        print(
+            f"runner c={concurrency} pass {rep + 1}: {rate:.1f} req/s "
+            f"({100 * rate / theory:.1f}% of {theory:.0f})",
+            flush=True,
+        )
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000, help="records per pass")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="passes for the headline figure")
     parser.add_argument("--naive", type=int, default=40, help="records for the sequential pass")
+    parser.add_argument("--scale", default="64,128", help="more concurrencies at 200 ms latency")
     parser.add_argument("--peak", default="8,32,64,128", help="concurrencies at zero latency")
     args = parser.parse_args()
     theory = args.concurrency / LATENCY
@@ -117,19 +136,7 @@ def main() -> None:
 
     server = ProcessServer(ServerConfig(latency_s=LATENCY, log_bodies=False))
     try:
-        rates = []
-        for rep in range(args.repeats):
-            jobs = make_jobs(args.n, f"r{rep}")
-            cache = work / f"cache-{rep}.sqlite"
-            rate, _ = asyncio.run(
-                runner_rate(server.url, jobs, args.concurrency, work / f"run-{rep}.jsonl", cache)
-            )
-            rates.append(rate)
-            print(
-                f"runner pass {rep + 1}: {rate:.1f} req/s ({100 * rate / theory:.1f}% of "
-                f"{theory:.0f})",
-                flush=True,
-            )
+        rates = headline(server.url, work, args.n, args.concurrency, args.repeats, "r")
         rate = statistics.median(rates)
         plain = asyncio.run(plain_rate(server.url, make_jobs(args.n, "plain"), args.concurrency))
         print(f"plain AsyncOpenAI + semaphore: {plain:.1f} req/s", flush=True)
@@ -142,7 +149,7 @@ def main() -> None:
                 make_jobs(args.n, "r0"),
                 args.concurrency,
                 work / "rerun.jsonl",
-                work / "cache-0.sqlite",
+                work / "cache-r0.sqlite",
             )
         )
         rerun_s = time.perf_counter() - start
@@ -156,6 +163,14 @@ def main() -> None:
             ("speedup_vs_naive", rate / naive, "x"),
             (f"cache_rerun_{args.n}_s", rerun_s, "s"),
         ]
+        for conc in (int(c) for c in args.scale.split(",") if c):
+            scaled = statistics.median(
+                headline(server.url, work, args.n, conc, args.repeats, f"c{conc}-")
+            )
+            results += [
+                (f"generate_c{conc}_pct_of_theory", 100 * scaled * LATENCY / conc, "%"),
+                (f"generate_c{conc}_req_per_s", scaled, "req/s"),
+            ]
 
         server.configure(ServerConfig(latency_s=0.0, log_bodies=False))
         peak = 0.0
