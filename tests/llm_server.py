@@ -70,6 +70,8 @@ class ServerConfig(BaseModel):
     retry_after_ms: float | None = None
     require_key: str | None = None
     log_bodies: bool = True
+    #: headers sent with every answer, e.g. ``x-ratelimit-remaining-requests``
+    headers: dict[str, str] = Field(default_factory=dict)
 
 
 def note_text(messages: list[dict[str, Any]]) -> str:
@@ -267,7 +269,7 @@ class FaultServer:
             if request.transport is not None:
                 request.transport.close()
             return response
-        return web.Response(body=payload, content_type="application/json")
+        return web.Response(body=payload, content_type="application/json", headers=cfg.headers)
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(

@@ -29,6 +29,7 @@ from engine.llm.factory import BackendSettings, make_backend
 from engine.llm.openai_backend import OpenAIBackend, parse_retry_after
 from engine.llm.parsing import UnparseableOutput, check_response, extract_json, parse_structured
 from engine.llm.pricing import PriceTable
+from engine.llm.ratelimit import MAX_PAUSE_S, RateLimits, parse_reset
 from engine.llm.template import TemplateBackend, realize
 from engine.outputs import SectionedReport
 from engine.spec import GenerationSpec
@@ -341,3 +342,58 @@ def test_prices_exact_prefix_unknown_and_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"m": {"input": "cheap"}}))
     with pytest.raises(EngineError, match="--prices"):
         PriceTable.load(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("20ms", 0.02), ("1s", 1.0), ("6m0s", 360.0), ("1h2m3.5s", 3723.5), ("2.5", 2.5)],
+)
+def test_rate_limit_reset_formats(value: str, seconds: float) -> None:
+    assert parse_reset(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "5x", "1s later"])
+def test_unreadable_resets_are_ignored(value: str | None) -> None:
+    assert parse_reset(value) is None
+
+
+def test_rate_limits_count_down_and_pause_until_the_reset() -> None:
+    now = [100.0]
+    limits = RateLimits(clock=lambda: now[0])
+    assert limits.reserve(10_000) == 0.0  # nothing known yet: no pause
+    limits.update(
+        {
+            "x-ratelimit-remaining-requests": "2",
+            "x-ratelimit-reset-requests": "1s",
+            "x-ratelimit-remaining-tokens": "1000",
+            "x-ratelimit-reset-tokens": "3s",
+        }
+    )
+    assert limits.reserve(400) == 0.0  # 1 request, 600 tokens left
+    assert limits.reserve(700) == 3.0  # too many tokens: wait for the token window
+    assert limits.reserve(100) == 0.0  # 0 requests, 500 tokens left
+    now[0] += 0.25
+    assert limits.reserve(100) == 0.75  # no request left for 0.75 s
+    now[0] += 0.75  # the request window reset: unknown again; 3 s - 1 s for tokens
+    assert limits.reserve(100) == 0.0
+    assert limits.reserve(900) == 2.0
+    limits.update({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1h"})
+    assert limits.reserve(1) == MAX_PAUSE_S  # capped: the next response says more
+
+
+def test_rate_limit_headers_of_real_responses_pace_the_backend(fresh: ThreadServer) -> None:
+    fresh.configure(
+        ServerConfig(
+            headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s"}
+        )
+    )
+    backend = OpenAIBackend("test-model", base_url=fresh.url)
+
+    async def go() -> float:
+        try:
+            await backend.complete(request())
+            return backend.limits.reserve(1)
+        finally:
+            await backend.aclose()
+
+    assert 19.0 < asyncio.run(go()) <= 20.0

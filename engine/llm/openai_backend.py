@@ -5,11 +5,12 @@ Uses ``openai.AsyncOpenAI`` over its aiohttp transport with the client's own ret
 client's documented low-level ``post`` with a plain JSON body and come back as text, which
 skips the SDK's per-request type transforms (about half its CPU cost per call) and lets
 malformed bodies be parsed defensively. The API key is read from the environment only.
+Every response's ``x-ratelimit-*`` headers pace the next requests (``RateLimits``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import email.utils
 import os
 import time
@@ -33,6 +34,7 @@ from engine.llm.base import (
 from engine.llm.body import OPENAI_URL, chat_body, is_openai, token_field
 from engine.llm.factory import ENV_API_KEY, ENV_BASE_URL
 from engine.llm.parsing import parse_chat_completion
+from engine.llm.ratelimit import RateLimits
 from kg.redact import display_url, scrub
 
 #: a placeholder for local servers that ignore keys (vLLM, Ollama, llama.cpp)
@@ -61,6 +63,13 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+def token_estimate(request: LLMRequest) -> int:
+    """Tokens a request may count against a tokens-per-minute limit: prompt characters / 4
+    (OpenAI's rule of thumb for English) plus the completion limit."""
+    chars = sum(len(m.get("content", "")) for m in request.messages)
+    return chars // 4 + request.params.max_tokens
 
 
 def _error_message(err: openai.APIStatusError) -> str:
@@ -104,15 +113,18 @@ class OpenAIBackend(Backend):
         self._key = key or NO_KEY
         self._tokens = token_field(url)
         self._client: openai.AsyncOpenAI | None = None
+        self.limits = RateLimits()
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secrets)
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            http_client = None
-            with contextlib.suppress(AttributeError, RuntimeError):  # no aiohttp transport
-                http_client = openai.DefaultAioHttpClient()
+            hooks = {"response": [self._on_response]}
+            try:
+                http_client: Any = openai.DefaultAioHttpClient(event_hooks=hooks)
+            except (AttributeError, RuntimeError):  # no aiohttp transport
+                http_client = openai.DefaultAsyncHttpxClient(event_hooks=hooks)
             self._client = openai.AsyncOpenAI(
                 api_key=self._key,
                 base_url=self.base_url,
@@ -121,11 +133,17 @@ class OpenAIBackend(Backend):
             )
         return self._client
 
+    async def _on_response(self, response: Any) -> None:
+        self.limits.update(response.headers)
+
     def body(self, request: LLMRequest) -> dict[str, Any]:
         return chat_body(self.model, request, self._tokens)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         client = self._get_client()
+        pause = self.limits.reserve(token_estimate(request))
+        if pause:
+            await asyncio.sleep(pause)
         try:
             text = await client.post("/chat/completions", cast_to=str, body=self.body(request))
         except openai.APIStatusError as err:
