@@ -158,9 +158,3 @@ class Backend(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Configuration for the run manifest, without secrets."""
         return {"backend": self.name, "model": self.model}
-
-    async def __aenter__(self) -> Backend:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
