@@ -173,7 +173,7 @@ def _persona_lines(persona: Persona | None) -> PersonaLines:
     hit = _persona_cache.get(id(persona))
     if hit is not None and hit[0] is persona:
         return hit[1]
-    if len(_persona_cache) >= 4096:
+    if len(_persona_cache) >= 200_000:
         _persona_cache.clear()
     lines = (demographics(persona), [f.name for f in persona.risk_factors])
     _persona_cache[id(persona)] = (persona, lines)
