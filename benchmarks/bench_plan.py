@@ -16,6 +16,10 @@ Both naive variants produce exactly the planner's specs (checked). Content: the 
 embedded store and into Neo4j (``NEO4J_URI``/``NEO4J_PASSWORD``, else a private local server
 via tests/neo4j_server.py). Wall-clock seconds; the median of ``--repeat`` runs.
 
+It also measures ``kgsynth audit`` over ``--n`` planned dualalign specs (a JSONL file streamed
+with one profile read per disease) against the naive audit that reads the profile again for
+every record.
+
     python benchmarks/bench_plan.py [--n 100000] [--naive 300] [--repeat 3] [--no-neo4j]
 """
 
@@ -37,6 +41,7 @@ from pydantic import SecretStr
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from engine.audit.specs import SpecAuditor, audit_specs_file, read_records  # noqa: E402
 from engine.llm.batch import batch_line  # noqa: E402
 from engine.plan import (  # noqa: E402
     CompiledRecipe,
@@ -124,6 +129,45 @@ def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str], fu
     return len(sink)
 
 
+def audit_file(store: GraphStore, path: Path) -> int:
+    """``kgsynth audit``: stream the specs file, one profile read per disease."""
+    report = audit_specs_file(store, path)
+    if report.violations:
+        raise SystemExit(f"the audit found violations: {report.counts()}")
+    return report.checked
+
+
+def audit_naive(store: GraphStore, path: Path, n: int) -> int:
+    """The naive audit: the disease's profile read again for every record."""
+    checked = 0
+    for _, rec in read_records(path):
+        auditor = SpecAuditor(store)
+        auditor.check(rec)
+        if auditor.findings:
+            raise SystemExit("the naive audit found violations")
+        checked += 1
+        if checked == n:
+            break
+    return checked
+
+
+def bench_audit(label: str, store: GraphStore, args: argparse.Namespace) -> None:
+    """Audit throughput over ``--n`` planned dualalign specs, against the naive audit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "specs.jsonl"
+        planner = Planner(store, PlanRequest(recipe="dualalign", icd=("G30.9",), n=args.n, seed=7))
+        with path.open("w", encoding="utf-8") as fh:
+            for spec in planner.iter_specs():
+                fh.write(spec.model_dump_json() + "\n")
+        rate, cpu = timed(partial(audit_file, store, path), args.repeat)
+        name = "audit_specs_per_s" + ("" if label == "embedded" else f"_{label}")
+        print(f"BENCH {name} {rate:.0f} specs/s", flush=True)
+        print(f"#   {name} per CPU-second of this process: {cpu:.0f} specs/s", flush=True)
+        nrate, _ = timed(partial(audit_naive, store, path, max(20, args.naive // 5)), 1)
+        print(f"BENCH audit_naive_specs_per_s_{label} {nrate:.1f} specs/s", flush=True)
+        print(f"BENCH audit_vs_naive_{label} {rate / nrate:.0f} x", flush=True)
+
+
 def bench(label: str, store: GraphStore, args: argparse.Namespace) -> None:
     fast_lines: list[str] = []
     naive_lines: list[str] = []
@@ -144,6 +188,7 @@ def bench(label: str, store: GraphStore, args: argparse.Namespace) -> None:
             tag = "naive_full" if full else "naive"
             print(f"BENCH plan_{tag}_specs_per_s_{label} {nrate:.1f} specs/s", flush=True)
             print(f"BENCH plan_vs_{tag}_{label} {rate / nrate:.0f} x", flush=True)
+    bench_audit(label, store, args)
 
 
 def main() -> None:

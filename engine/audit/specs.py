@@ -18,12 +18,14 @@ Alongside, it counts what it reads and reports alignment against the graph (``al
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from math import floor
 from pathlib import Path
 from typing import Any
+
+from pydantic_core import from_json
 
 from engine.audit.alignment import Tally, restriction
 from engine.audit.findings import AuditReport, Finding
@@ -75,6 +77,11 @@ class DiseaseRules:
             )
             for w in profile.windows
         }
+        self.required = {
+            sid: s
+            for sid, s in self.symptoms.items()
+            if (s.min_age, s.max_age, s.sex) != (None, None, None)
+        }
         self.core = [(g.name, frozenset(g.symptom_ids)) for g in profile.core]
         self.tally = Tally(profile)
 
@@ -112,7 +119,7 @@ class DiseaseRules:
                 )
         drawn = [kw["symptom_id"] for kw in keywords] + [s["id"] for s in symptoms]
         for sid in drawn:
-            need = self.symptoms.get(sid)
+            need = self.required.get(sid)
             if need is None:
                 continue
             if not age_allows(need.min_age, need.max_age, age) or (
@@ -162,7 +169,7 @@ class DiseaseRules:
                 )
             )
         group = attributes.get("age_group")
-        span = age_range(group, _OPEN_SPAN) if group else None
+        span = _group_span(group) if group else None
         if span is not None and not span[0] <= at_diagnosis <= span[1]:
             out.append(
                 Finding(
@@ -248,7 +255,7 @@ class DiseaseRules:
         symptoms: Iterable[Record],
         out: list[Finding],
     ) -> None:
-        components = get_recipe(rec["recipe"]).components
+        components = _components(rec["recipe"])
         drawn: set[str] = set()
         checked = False
         if "symptoms" in components:
@@ -275,6 +282,16 @@ class DiseaseRules:
         return f"ICD-10-CM {icd.code}" if icd else self.profile.disease
 
 
+@cache
+def _components(recipe: str) -> tuple[str, ...]:
+    return get_recipe(recipe).components
+
+
+@cache
+def _group_span(group: str) -> tuple[int, int] | None:
+    return age_range(group, _OPEN_SPAN)
+
+
 def _bounds(lo: int | None, hi: int | None, sex: str | None) -> str:
     parts = []
     if lo is not None or hi is not None:
@@ -289,15 +306,15 @@ def _who(age: int | None, sex: str | None) -> str:
 
 
 def read_records(path: Path) -> Iterator[tuple[int, Record]]:
-    """(line number, record) of every non-blank line of a specs JSONL file."""
-    with path.open(encoding="utf-8") as fh:
+    """(line number, record) of every non-blank line of a specs JSONL file, streamed."""
+    with path.open("rb") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise EngineError(f"{path}:{number}: not JSON ({err.msg})") from None
+                rec = from_json(line)
+            except ValueError as err:
+                raise EngineError(f"{path}:{number}: not JSON ({err})") from None
             if not isinstance(rec, dict):
                 raise EngineError(f"{path}:{number}: a spec is a JSON object")
             for field in ("record_id", "recipe", "disease_id"):

@@ -60,8 +60,10 @@ def kg_audit(
     as_json: JsonOpt = False,
     limit: LimitOpt = 200,
 ) -> None:
-    """Check the graph: hierarchy cycles, orphans, empty window categories, share sums,
-    gendered surface forms, unsourced numbers; counts measured vs estimate numbers."""
+    """Check the graph's coherence; exit 1 on a violation (docs/audit.md).
+
+    Cycles, orphans, empty categories, share sums, gendered forms, unsourced numbers.
+    """
     with store_from_context(ctx) as store:
         result = audit_graph(store)
     report(result, as_json, limit)
@@ -78,8 +80,10 @@ def spec_audit(
     as_json: JsonOpt = False,
     limit: LimitOpt = 200,
 ) -> None:
-    """Check planned records against the graph (pronoun, stage, age, attribute and
-    core-criterion conflicts) and print alignment figures (TVD against the graph)."""
+    """Check planned records against the graph; exit 1 on a violation (docs/audit.md).
+
+    Pronoun, stage, age, strata, attribute and core conflicts; alignment figures (TVD).
+    """
     with store_from_context(ctx) as store:
         result = audit_specs_file(store, specs)
     report(result, as_json, limit)
