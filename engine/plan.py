@@ -9,18 +9,23 @@ slice of a run, in any batch size, reproduces exactly the same specs.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
-from functools import cache
-from json.encoder import encode_basestring
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import EngineError
+from engine.llm.base import LLMRequest, SamplingParams
 from engine.profile import Catalogue, DiseaseProfile, Target, load_profile
-from engine.recipes import Recipe, RecipeParams, compiled_template, get_recipe, render_messages
+from engine.recipes import (
+    Generation,
+    Recipe,
+    RecipeParams,
+    compiled_template,
+    get_recipe,
+    render_messages,
+)
 from engine.samplers.medsyn import CodeWeighting, ExampleSampler, SymptomSampler, code_probabilities
 from engine.samplers.mh import report_sections
 from engine.samplers.persona import PersonaSampler
@@ -129,9 +134,7 @@ class CompiledRecipe:
             if self.persona is not None and drawn is not None
             else none
         )
-        symptoms = (
-            self.symptoms.sample(run_seed, indices, drawn).chosen if self.symptoms else empty
-        )
+        symptoms = self.symptoms.sample(run_seed, indices, drawn).chosen if self.symptoms else empty
         examples = self.examples.sample(run_seed, indices) if self.examples else empty
         name, fixed = self.recipe.name, self.fixed
         return [
@@ -265,48 +268,34 @@ class Planner:
                 yield item
 
 
-BATCH_URL = "/v1/chat/completions"
+def sampling_params(
+    generation: Generation | None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+) -> SamplingParams:
+    """The recipe's sampling defaults with the given overrides; a bad value names its flag."""
+    given = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
+    defaults = generation.model_dump() if generation is not None else {}
+    try:
+        return SamplingParams.model_validate(
+            defaults | {k: v for k, v in given.items() if v is not None}
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        flag = str(first["loc"][0]).replace("_", "-")
+        raise EngineError(f"--{flag}: {first['msg']}") from None
 
 
-def batch_request(
-    spec: GenerationSpec, model: str, temperature: float, max_tokens: int
-) -> dict[str, Any]:
-    """One OpenAI Batch API request line (also read by ``vllm run-batch``) for ``spec``."""
-    return {
-        "custom_id": spec.record_id,
-        "method": "POST",
-        "url": BATCH_URL,
-        "body": {
-            "model": model,
-            "messages": render_messages(spec),
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": spec.record_seed,
-        },
-    }
-
-
-@cache
-def _encoded(text: str) -> str:
-    return encode_basestring(text)
-
-
-def batch_line(spec: GenerationSpec, model: str, temperature: float, max_tokens: int) -> str:
-    """``json.dumps(batch_request(...), ensure_ascii=False)``, computed faster.
-
-    The system message and the sampling settings are the same for every record of a run, so
-    their JSON is encoded once; the result is byte-identical to encoding ``batch_request``.
-    """
-    system, user = render_messages(spec)
-    return (
-        f'{{"custom_id": {encode_basestring(spec.record_id)}, "method": "POST", '
-        f'"url": "{BATCH_URL}", "body": {{"model": {_encoded(model)}, "messages": '
-        f'[{{"role": "system", "content": {_encoded(system["content"])}}}, '
-        f'{{"role": "user", "content": {encode_basestring(user["content"])}}}], '
-        f'{_settings(temperature, max_tokens)}, "seed": {spec.record_seed:d}}}}}'
+def spec_request(
+    spec: GenerationSpec, params: SamplingParams, output: type[BaseModel] | None = None
+) -> LLMRequest:
+    """The LLM request for ``spec``: its recipe's messages and the record's own seed."""
+    return LLMRequest(
+        request_id=spec.record_id,
+        messages=render_messages(spec),
+        params=params,
+        seed=spec.record_seed,
+        output=output,
+        spec=spec,
     )
-
-
-@cache
-def _settings(temperature: float, max_tokens: int) -> str:
-    return f'"temperature": {json.dumps(temperature)}, "max_tokens": {json.dumps(max_tokens)}'

@@ -8,15 +8,15 @@ change to the graph content a run used changes every record's provenance.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from engine.errors import EngineError
+from engine.provenance import sha256_hex
 from kg.coherence import presents_frequency
+from kg.icd import normalise_code
 from kg.model import icd_code_error
 from kg.queries import get_query
 from kg.store import GraphStore
@@ -196,7 +196,7 @@ class DiseaseProfile(Bounds):
 
     def computed_hash(self) -> str:
         """sha256 of the canonical JSON of every field but ``content_hash``."""
-        return content_hash(self.model_dump(mode="json", exclude={"content_hash"}))
+        return sha256_hex(self.model_dump(mode="json", exclude={"content_hash"}))
 
     def schemes(self) -> list[str]:
         """Category schemes with window observations, the most observed first."""
@@ -217,14 +217,6 @@ class Target(_Frozen):
     disease_id: str
     disease: str
     icd: IcdRef | None = None
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_hash(data: Any) -> str:
-    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
 def _run(store: GraphStore, name: str, **params: Any) -> list[Row]:
@@ -474,10 +466,3 @@ def _closest(hits: Iterable[str], what: str, hint: str) -> str:
     if not unique:
         return f"no similar {what} in the graph (browse with `{hint}`)"
     return f"closest {what}: " + "; ".join(unique)
-
-def normalise_code(code: str) -> str:
-    """``g309``, ``ICD10CM:G30.9`` and `` G30.9 `` all become ``G30.9``."""
-    code = code.strip().upper().removeprefix("ICD10CM:").removeprefix("ICD-10-CM:")
-    if "." not in code and len(code) > 3 and "-" not in code:
-        code = f"{code[:3]}.{code[3:]}"
-    return code

@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import yaml
 from jinja2 import Environment, StrictUndefined, Template, TemplateError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import EngineError
+from engine.outputs import OUTPUTS
 from engine.samplers.trajectory import WindowWeighting
 from engine.spec import GenerationSpec, Persona
 
@@ -64,6 +65,20 @@ class Recipe(BaseModel):
     scheme_preference: tuple[str, ...] = ()
     params: RecipeParams
     generation: Generation
+    #: a structured output from ``engine.outputs.OUTPUTS`` the answers must match
+    output: str | None = None
+
+    @field_validator("output")
+    @classmethod
+    def _known_output(cls, name: str | None) -> str | None:
+        if name is not None and name not in OUTPUTS:
+            raise ValueError(f"unknown output {name!r}; known: {', '.join(sorted(OUTPUTS))}")
+        return name
+
+    @property
+    def output_model(self) -> type[BaseModel] | None:
+        """The model every answer must be valid JSON for, or None for free text."""
+        return None if self.output is None else OUTPUTS[self.output]
 
     def resolve_params(self, overrides: dict[str, Any] | None = None) -> RecipeParams:
         """The recipe's defaults with ``overrides`` applied; unknown names are errors."""
