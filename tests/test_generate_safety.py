@@ -124,6 +124,7 @@ def test_a_second_generate_on_the_same_output_refuses_at_once(
         second.stderr
     )
     assert "--specs" in second.stderr  # the holder's command line, as it was started
+    assert f"--base-url {slow.url}" in second.stderr
     # Every record asked once, written once: the refused run sent nothing.
     assert len(asked) == N and set(asked.values()) == {1}
     written = Counter(str(r["record_id"]) for r in lines(out))

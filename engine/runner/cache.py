@@ -83,9 +83,6 @@ class RequestCache:
                 f"cannot open the request cache {path}: {err}; pass --cache PATH or --no-cache"
             ) from None
 
-    def get(self, key: str) -> LLMResponse | None:
-        return self.get_many([key]).get(key)
-
     def get_many(self, keys: Sequence[str]) -> dict[str, LLMResponse]:
         out: dict[str, LLMResponse] = {}
         unique = list(dict.fromkeys(keys))
@@ -97,9 +94,6 @@ class RequestCache:
             )
             out.update((key, _decode(text)) for key, text in rows)
         return out
-
-    def put(self, answer: CachedAnswer) -> None:
-        self.put_many([answer])
 
     def put_many(self, answers: Iterable[CachedAnswer]) -> None:
         """Store ``answers`` in one committed transaction."""

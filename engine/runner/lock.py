@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
-import re
 import socket
 import sys
 from datetime import UTC, datetime
@@ -21,10 +19,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from engine.errors import EngineError
+from kg.redact import display_url
 
-log = logging.getLogger("kgsynth.runner")
-#: user info and query strings of URLs in a command line (they may carry credentials)
-_URL_SECRETS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@|\?\S*", re.IGNORECASE)
 #: held locks of this process: lock path -> (fd, depth)
 _HELD: dict[Path, list[int]] = {}
 
@@ -39,8 +35,9 @@ def lock_path(output: Path) -> Path:
 
 
 def _command() -> str:
-    text = " ".join(["kgsynth", *sys.argv[1:]]) if sys.argv else "kgsynth"
-    return _URL_SECRETS.sub(lambda m: m.group("scheme") or "", text)[:500]
+    """This process's command line, URLs without credentials (``--base-url`` may hold some)."""
+    args = (display_url(a) if "://" in a else a for a in sys.argv[1:])
+    return " ".join(["kgsynth", *args])[:500]
 
 
 def _holder(text: str) -> dict[str, Any]:
@@ -98,7 +95,6 @@ class OutputLock:
         previous = _holder(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
         if previous:
             self.took_over = previous
-            log.warning("took over the lock of %s, which no longer holds it", _describe(previous))
         me = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
