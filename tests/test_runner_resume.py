@@ -289,9 +289,16 @@ def test_a_second_run_of_one_runner_after_an_interrupt_completes(
         backend = OpenAIBackend("gpt-4o-mini", base_url=server.url)
         config = RunConfig(concurrency=4, progress=False, backoff_base_s=0.01)
         runner = Runner(backend, out, params=SamplingParams(), config=config, source={"t": 1})
-        asyncio.get_running_loop().call_later(0.35, runner.request_stop)
+
+        async def stop_after_eight_arrivals() -> None:  # the 400 (arrival 6) is in by then
+            while (await asyncio.to_thread(server.stats))["arrivals"] < 8:
+                await asyncio.sleep(0.01)
+            runner.request_stop()
+
+        stopper = asyncio.create_task(stop_after_eight_arrivals())
         try:
             first = await runner.run(jobs, total=len(jobs))
+            await stopper
             second = await runner.run(jobs, total=len(jobs))  # the same object, again
         finally:
             await backend.aclose()
