@@ -12,8 +12,9 @@ graph gives none) and category frequencies ``f[w, c]`` (OBSERVES, one scheme):
   ``log weight`` among the symptoms *drawable* for the record: stage at most the window's
   stage, and the persona (visit age, sex) within the symptom's requirements. A symptom's
   weight is its OBSERVES frequency in ``w`` if the window observes it, else its PRESENTS
-  frequency, else ``UNWEIGHTED_FREQUENCY``; a category that runs out of symptoms yields
-  fewer keywords (no keyword repeats within a record);
+  frequency, else ``UNWEIGHTED_FREQUENCY``. No keyword repeats within a record: slots a
+  category cannot fill move to categories that can, drawn by ``f[w, c]`` over those with
+  room, so ``k`` keywords are drawn whenever the record has ``k`` drawable symptoms;
 * in windows after the diagnosis (``start_months >= 0``) every core-criterion group is
   met: a group with no chosen member puts its highest-keyed drawable member (a draw from
   the softmax restricted to the group) in place of the lowest-keyed chosen keyword that no
@@ -283,7 +284,24 @@ class TrajectorySampler:
         ]
         self._n_forms = np.array([len(k) for k in self.keywords], dtype=np.int64)
         self._top = min(self.k_max + len(self.core), len(pool))
-        self.n_uniforms = 3 + self.k_max + len(pool) + self._top
+        self.n_uniforms = 3 + self.k_max + len(pool) + self._top + self.k_max
+
+    def _refill(self, counts: IntArray, keys: FloatArray, win: IntArray, u: FloatArray) -> None:
+        """Move slots a category cannot fill (too few drawable symptoms for the record) to
+        categories that can, drawn by the window's category frequencies over those with
+        room (``counts`` in place; ``u``: one uniform per moved slot)."""
+        room = np.stack([np.isfinite(keys[:, m]).sum(axis=1) for m in self.members], axis=1)
+        over = np.maximum(counts - room, 0).sum(axis=1)
+        np.minimum(counts, room, out=counts)
+        for r in np.flatnonzero(over).tolist():
+            probs = self.category_probs[win[r]]
+            for j in range(int(over[r])):
+                p = probs * (room[r] > counts[r])
+                if p.sum() <= 0:
+                    break
+                cum = np.cumsum(p / p.sum())
+                cum[-1] = 1.0
+                counts[r, int(np.searchsorted(cum, u[r, j], side="right"))] += 1
 
     def _window_probs(self, profile: DiseaseProfile, mode: WindowWeighting) -> np.ndarray:
         weights = [w.weight for w in profile.windows]
@@ -325,6 +343,7 @@ class TrajectorySampler:
         keys = self._log_weights[win] + gumbel(u[:, base : base + p])
         allowed = requirement_mask(self._min_age, self._max_age, self._sex_req, ages, sex)
         keys = np.where(allowed, keys, -np.inf)
+        self._refill(counts, keys, win, u[:, self.n_uniforms - self.k_max :])
         chosen = np.zeros((n, p), dtype=bool)
         for c, members in enumerate(self.members):
             if members.size == 0:
