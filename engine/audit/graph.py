@@ -8,7 +8,7 @@ relationship, as ``TYPE start -> end``) and the rule. The view is built from one
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
@@ -26,6 +26,7 @@ SUM_TOLERANCE = 0.01
 HIERARCHIES = ("IS_A", "PARENT_OF")
 #: The owner of the numbers of symptoms (their age and sex requirements), for the counts.
 SYMPTOMS = "(symptom requirements)"
+NO_DISEASE = "(no disease)"
 #: Labels whose nodes are referred to by property (``source``), not by relationships.
 UNLINKED_LABELS = frozenset({"Source"})
 
@@ -40,6 +41,7 @@ class GraphView:
 
     def __init__(self, batch: GraphBatch) -> None:
         self.batch = batch
+        self.numbered: list[tuple[str, str, Entity | Relationship]] | None = None
         self.g: nx.MultiDiGraph = nx.MultiDiGraph()
         for node in batch.iter_nodes():
             self.g.add_node(node.id, label=node.label, item=node)
@@ -198,23 +200,27 @@ def gendered_forms(view: GraphView) -> list[Finding]:
     return out
 
 
-def _numbered(view: GraphView) -> Iterable[tuple[str, str, Entity | Relationship]]:
+def _numbered(view: GraphView) -> list[tuple[str, str, Entity | Relationship]]:
     """(owner, subject, row) of every row carrying a curated number (``NUMBER_FIELDS``).
 
     The owner is the disease the number describes (a window's and its OBSERVES' owner is the
-    disease that HAS it), or ``SYMPTOMS`` for a symptom's own requirements."""
+    disease that HAS it), or ``SYMPTOMS`` for a symptom's own requirements. Computed once per
+    view."""
+    if view.numbered is not None:
+        return view.numbered
     owner = {r.end: r.start for r in view.rels("HAS_WINDOW")}
-    items: list[Entity | Relationship] = [*view.batch.iter_nodes(), *view.batch.iter_rels()]
-    for item in items:
-        if isinstance(item, Entity):
-            kind, subject = item.label, item.id
-            disease = {"Disease": item.id, "Symptom": SYMPTOMS}.get(kind, owner.get(item.id))
-        else:
-            kind, subject = item.type, rel_name(item)
-            disease = owner.get(item.start) if kind == "OBSERVES" else item.start
-        fields = NUMBER_FIELDS.get(kind, ())
-        if any(getattr(item, f, None) is not None for f in fields):
-            yield disease or "(no disease)", subject, item
+    out: list[tuple[str, str, Entity | Relationship]] = []
+    for kind, fields in NUMBER_FIELDS.items():
+        for node in view.nodes(kind):
+            if any(getattr(node, f, None) is not None for f in fields):
+                disease = {"Disease": node.id, "Symptom": SYMPTOMS}.get(kind, owner.get(node.id))
+                out.append((disease or NO_DISEASE, node.id, node))
+        for rel in view.rels(kind):
+            if any(getattr(rel, f, None) is not None for f in fields):
+                disease = owner.get(rel.start) if kind == "OBSERVES" else rel.start
+                out.append((disease or NO_DISEASE, rel_name(rel), rel))
+    view.numbered = out
+    return out
 
 
 def unsourced_numbers(view: GraphView) -> list[Finding]:
