@@ -23,10 +23,13 @@ LimitOpt = Annotated[
 
 
 def _print_figures(figures: dict[str, object], indent: str = "") -> None:
+    """Nested figures as indented lines; a table of plain values on one line."""
     for key, value in figures.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
             typer.echo(f"{indent}{key}:")
             _print_figures(value, indent + "  ")
+        elif isinstance(value, dict):
+            typer.echo(f"{indent}{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
         else:
             typer.echo(f"{indent}{key}: {value}")
 
