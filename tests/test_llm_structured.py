@@ -83,7 +83,7 @@ def test_bad_answers_are_retried_then_recorded_failed(
     graph: Path,
     server: ThreadServer,
     tmp_path: Path,
-    schedule: list[str],
+    schedule: list[str | None],
     first: str,
     last: str,
 ) -> None:
