@@ -149,6 +149,9 @@ def test_settings_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
         OpenAIBackend("gpt-4o-mini")
     with pytest.raises(EngineError, match="must be an http"):
         OpenAIBackend("m", base_url="localhost:8000")
+    with pytest.raises(EngineError, match="holds credentials") as info:
+        OpenAIBackend("m", base_url="http://user:s3cret@127.0.0.1:8000/v1")
+    assert "s3cret" not in str(info.value) and "http://127.0.0.1:8000/v1" in str(info.value)
     with pytest.raises(EngineError, match="needs --model"):
         make_backend(BackendSettings(kind="openai"))
     with pytest.raises(EngineError, match="--ingest"):

@@ -98,10 +98,16 @@ class OpenAIBackend(Backend):
     ) -> None:
         self.model = model
         url = (base_url or os.environ.get(ENV_BASE_URL) or OPENAI_URL).rstrip("/")
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise EngineError(
                 f"--base-url must be an http(s) URL such as http://localhost:8000/v1, "
                 f"got {display_url(url)!r}"
+            )
+        if parts.username is not None or parts.password is not None:
+            raise EngineError(
+                f"--base-url {display_url(url)} holds credentials (user:password@): "
+                f"give the endpoint without them and the key in {api_key_env}"
             )
         self.base_url = url
         self.display_url = display_url(url)
