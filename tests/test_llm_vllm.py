@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ pytest.importorskip("vllm", reason="vllm is not installed (optional extra: Linux
 
 import torch
 
+from engine.llm.base import LLMRequest, LLMResponse, SamplingParams
 from engine.llm.vllm_backend import VLLMBackend
-from tests.test_llm_transformers import build_model, run
+from tests.test_llm_transformers import Triage, build_json_model, build_model, run
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -49,3 +51,23 @@ def test_close_frees_the_engine_and_its_gpu_memory(tmp_path: Path) -> None:
         asyncio.run(backend.aclose())
         assert backend.llm is None
         assert torch.cuda.mem_get_info()[0] > free_before * 0.8
+
+
+def test_structured_output_through_guided_decoding(tmp_path: Path) -> None:
+    path = build_json_model(tmp_path / "bpe")
+    kwargs = {"enforce_eager": True, "gpu_memory_utilization": 0.2, "max_model_len": 256}
+    backend = VLLMBackend(str(path), batch_size=4, engine_kwargs=kwargs)
+    params = SamplingParams(temperature=0, max_tokens=80)
+    requests = [
+        LLMRequest(f"r{i}", [{"role": "user", "content": "cough " * i}], params, output=Triage)
+        for i in range(4)
+    ]
+
+    async def go() -> list[LLMResponse]:
+        try:
+            return await asyncio.gather(*(backend.complete(r) for r in requests))
+        finally:
+            await backend.aclose()
+
+    for response in asyncio.run(go()):
+        Triage.model_validate(json.loads(response.raw))  # plain json, no repair
