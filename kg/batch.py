@@ -143,6 +143,14 @@ class GraphBatch:
         yield from self.iter_nodes()
         yield from self.iter_rels()
 
+    def keyed_items(self) -> Iterator[tuple[tuple[str, ...], Entity | Relationship]]:
+        """``(identity, item)`` for every node, then every relationship."""
+        for label in sorted(self.nodes):
+            for node_id, node in self.nodes[label].items():
+                yield (label, node_id), node
+        for rtype in sorted(self.rels):
+            yield from self.rels[rtype].items()
+
     def node_count(self) -> int:
         return sum(len(b) for b in self.nodes.values())
 

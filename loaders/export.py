@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 from kg.batch import GraphBatch
 from kg.errors import KgError
 from kg.model import Entity, Relationship
 from loaders.csv_admin import write_csv_dir
-from loaders.turtle import write_turtle
+from loaders.turtle import turtle_chunks
 from loaders.yaml_seed import seed_json
 
 Format = Literal["ttl", "json", "csv"]
@@ -92,11 +92,20 @@ def disease_subgraph(batch: GraphBatch, disease: str) -> GraphBatch:
     return sub
 
 
+def write_export(batch: GraphBatch, fmt: Format, fh: TextIO) -> None:
+    """Write ``batch`` as Turtle (streamed, subject by subject) or seed JSON to ``fh``."""
+    if fmt == "ttl":
+        for chunk in turtle_chunks(batch):
+            fh.write(chunk)
+    else:
+        fh.write(seed_json(batch))
+
+
 def export_batch(batch: GraphBatch, fmt: Format, out: Path) -> list[Path]:
     """Write ``batch`` to ``out`` (a file for ttl/json, a directory for csv)."""
     if fmt == "csv":
         return write_csv_dir(batch, out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = write_turtle(batch) if fmt == "ttl" else seed_json(batch)
-    out.write_text(text, encoding="utf-8")
+    with out.open("w", encoding="utf-8") as fh:
+        write_export(batch, fmt, fh)
     return [out]

@@ -20,7 +20,7 @@ from functools import reduce
 from pathlib import Path
 
 import kg
-from kg.batch import GraphBatch, Location, Problem, identity, parse_items
+from kg.batch import GraphBatch, Location, Problem, parse_items
 from kg.errors import KgError, ValidationFailed
 from kg.store.base import GraphStore, WriteStats
 from kg.validate import errors, overlay, validate
@@ -115,8 +115,8 @@ def build_part(name: str) -> tuple[SeedPart, list[Problem]]:
 def _own(part: SeedPart) -> None:
     """Name the part as the module of its items that come without one."""
     batch = part.batch
-    for item in batch.iter_items():
-        batch.modules.setdefault(identity(item), part.name)
+    for key, _ in batch.keyed_items():
+        batch.modules.setdefault(key, part.name)
 
 
 def seed_state(store: GraphStore) -> tuple[str, list[str]] | None:
@@ -205,10 +205,10 @@ def _check_and_write(
     written: set[tuple[str, ...]] = set()
     for part, diff in zip(built, diffs, strict=True):
         # what the part adds or changes, and what an earlier part rewrote (the later wins)
-        keys = {identity(c.item) for c in diff.changes if c.kind != "unchanged"} | written
+        keys = {c.key for c in diff.changes if c.kind != "unchanged"} | written
         todo = subset(part.batch, keys)
         part.stats = write_owned(store, todo, part.name)
-        written |= {identity(x) for x in todo.iter_items()}
+        written |= {key for key, _ in todo.keyed_items()}
         tell(part.name, "written")
     _mark(store, "complete", parts)
     return built, sorted(problems)

@@ -5,11 +5,15 @@ A node is ``<https://w3id.org/kgsynth/id/LABEL/ID>`` typed ``kgs:LABEL`` with on
 relationship is a direct triple ``start kgs:TYPE end`` (for SPARQL) plus a reified
 ``rdf:Statement`` carrying its properties. Lists are RDF collections (order kept);
 floats are ``xsd:decimal`` with Python's shortest exact digits, so values round-trip.
+Writing streams Turtle text subject by subject (no in-memory RDF graph); reading parses
+with rdflib.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -34,57 +38,75 @@ def rel_iri(key: tuple[str, ...]) -> URIRef:
     return KGS_ID[f"rel/{key[0]}/{digest}"]
 
 
-def _literal(value: Any) -> Literal:
+PREFIXES = (
+    f"@prefix kgs: <{KGS}> .\n"
+    f"@prefix rdf: <{RDF}> .\n"
+    f"@prefix rdfs: <{RDFS}> .\n"
+    "@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n\n"
+)
+#: Characters a Turtle string escapes (the rest of Unicode is written as is, in UTF-8).
+_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r"}
+_ESCAPES |= {c: f"\\u{c:04X}" for c in range(0x20) if c not in _ESCAPES}
+
+
+def _term(value: Any) -> str:
+    """``value`` as a Turtle term: a string, boolean, integer, decimal or collection."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, float):
-        return Literal(Decimal(repr(value)))
-    return Literal(value)
+        if not math.isfinite(value):
+            return f'"{"INF" if value > 0 else "-INF" if value < 0 else "NaN"}"^^xsd:double'
+        digits = format(Decimal(repr(value)), "f")  # shortest exact digits, as xsd:decimal
+        return digits if "." in digits else f"{digits}.0"
+    if isinstance(value, list):
+        return f"( {' '.join(_term(v) for v in value)} )" if value else "rdf:nil"
+    return '"' + str(value).translate(_ESCAPES) + '"'
 
 
-def _add_props(graph: Graph, subject: URIRef, props: dict[str, Any]) -> None:
-    for key, value in props.items():
-        if isinstance(value, list):
-            head = BNode()
-            Collection(graph, head, [_literal(v) for v in value])
-            graph.add((subject, KGS[key], head if value else RDF.nil))
-        else:
-            graph.add((subject, KGS[key], _literal(value)))
+def _subject(iri: URIRef, pairs: list[tuple[str, str]]) -> str:
+    """One Turtle subject block: ``<iri> p1 o1 ; p2 o2 .``, one pair per line."""
+    return f"<{iri}> " + " ;\n    ".join(f"{p} {o}" for p, o in pairs) + " .\n\n"
 
 
-def batch_to_rdf(batch: GraphBatch) -> Graph:
-    graph = Graph()
-    graph.bind("kgs", KGS)
-    graph.bind("kgsid", KGS_ID)
+def _pairs(props: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(f"kgs:{key}", _term(value)) for key, value in props.items()]
+
+
+def turtle_chunks(batch: GraphBatch) -> Iterator[str]:
+    """``batch`` as Turtle, one subject (node or relationship statement) per chunk.
+
+    Written as text, without building an RDF graph: memory stays at the batch's.
+    """
+    yield PREFIXES
     iris: dict[str, list[URIRef]] = {}
     for node in batch.iter_nodes():
         subject = node_iri(node.label, node.id)
         iris.setdefault(node.id, []).append(subject)
-        graph.add((subject, RDF.type, KGS[node.label]))
         props = node_props(node)
-        _add_props(graph, subject, props)
+        pairs = [("a", f"kgs:{node.label}"), *_pairs(props)]
         display = props.get("name") or props.get("title")
         if isinstance(display, str):
-            graph.add((subject, RDFS.label, Literal(display)))
+            pairs.append(("rdfs:label", _term(display)))
+        yield _subject(subject, pairs)
     for rel in batch.iter_rels():
         props = rel_props(rel)
-        key = rel_key(rel.type, rel.start, rel.end, props)
-        stmt = rel_iri(key)
         starts = iris.get(rel.start, [KGS_ID[quote(rel.start, safe=":/")]])
         ends = iris.get(rel.end, [KGS_ID[quote(rel.end, safe=":/")]])
-        for s in starts:
-            for o in ends:
-                graph.add((s, KGS[rel.type], o))
-        graph.add((stmt, RDF.type, RDF.Statement))
-        graph.add((stmt, RDF.subject, starts[0]))
-        graph.add((stmt, RDF.predicate, KGS[rel.type]))
-        graph.add((stmt, RDF.object, ends[0]))
-        graph.add((stmt, KGS.start, Literal(rel.start)))
-        graph.add((stmt, KGS.end, Literal(rel.end)))
-        _add_props(graph, stmt, props)
-    return graph
+        direct = "".join(f"<{s}> kgs:{rel.type} <{o}> .\n" for s in starts for o in ends)
+        pairs = [
+            ("a", "rdf:Statement"),
+            ("rdf:subject", f"<{starts[0]}>"),
+            ("rdf:predicate", f"kgs:{rel.type}"),
+            ("rdf:object", f"<{ends[0]}>"),
+            *_pairs({"start": rel.start, "end": rel.end, **props}),
+        ]
+        yield direct + _subject(rel_iri(rel_key(rel.type, rel.start, rel.end, props)), pairs)
 
 
 def write_turtle(batch: GraphBatch) -> str:
-    return batch_to_rdf(batch).serialize(format="turtle")
+    return "".join(turtle_chunks(batch))
 
 
 def is_kgsynth_rdf(graph: Graph) -> bool:
