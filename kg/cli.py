@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +16,18 @@ from kg.settings import GraphSettings, resolve_settings
 from kg.store import GraphStore, open_store
 from kg.store.base import looks_like_write
 
-console = Console(soft_wrap=True)
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for messages that carry user data: no markup, emoji codes or highlighting.
+
+    ``:ID:`` or ``[red]`` in a file name or a CSV header is printed as written; styles come
+    from ``Text`` objects. Not a terminal: plain text, lines never wrapped.
+    """
+    return Console(stderr=stderr, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+
+console = make_console()
+notes = make_console(stderr=True)
 
 ParamOpt = Annotated[
     list[str] | None,
@@ -29,11 +41,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print rows as JSON.")]
 
 
 def settings_from_context(ctx: typer.Context) -> GraphSettings:
-    """The connection settings the root command resolved (flags, env, config file)."""
+    """The connection settings (flags, env, config file), resolved on first use and kept."""
     obj = ctx.find_root().obj
-    if isinstance(obj, dict) and isinstance(obj.get("settings"), GraphSettings):
-        return obj["settings"]
-    return resolve_settings()
+    if not isinstance(obj, dict):
+        return resolve_settings()
+    if not isinstance(obj.get("settings"), GraphSettings):
+        resolve: Callable[[], GraphSettings] = obj.get("resolve_settings", resolve_settings)
+        obj["settings"] = resolve()
+    settings: GraphSettings = obj["settings"]
+    return settings
 
 
 def store_from_context(ctx: typer.Context) -> GraphStore:
@@ -58,11 +74,18 @@ def parse_params(params: list[str] | None, json_params: list[str] | None) -> dic
 
 
 def print_rows(rows: list[dict[str, Any]], as_json: bool, title: str | None = None) -> None:
+    """Rows as JSON, a table on a terminal, else tab-separated (a header line, then rows)."""
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
         return
+    if not console.is_terminal:
+        if rows:
+            typer.echo("\t".join(rows[0]))
+        for row in rows:
+            typer.echo("\t".join(_tsv(_cell(v)) for v in row.values()))
+        return
     if not rows:
-        console.print("[dim](no rows)[/dim]")
+        console.print("(no rows)", style="dim")
         return
     table = Table(title=title)
     for col in rows[0]:
@@ -78,6 +101,11 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _tsv(cell: str) -> str:
+    """A cell on one line: tab, newline and backslash escaped as in PostgreSQL's text format."""
+    return cell.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 kg_app = typer.Typer(help="The knowledge graph: schema, queries, statistics.", no_args_is_help=True)
 
 
@@ -87,8 +115,7 @@ def init(ctx: typer.Context) -> None:
     with store_from_context(ctx) as store:
         store.apply_schema()
         console.print(
-            f"schema v{store.schema_version()} applied to [bold]{store.display_uri}[/bold] "
-            f"({store.backend})"
+            f"schema v{store.schema_version()} applied to {store.display_uri} ({store.backend})"
         )
 
 
@@ -142,20 +169,22 @@ def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         rows = store.read(get_query("graph_stats").text)
     rows.sort(key=lambda r: (r["kind"] != "node", r["name"]))
     if not as_json:
-        console.print(f"graph at [bold]{store.display_uri}[/bold]")
+        notes.print(f"graph at {store.display_uri}")
         if not rows:
-            console.print("[dim]empty: load content with `kgsynth kg seed`[/dim]")
+            notes.print("empty: load content with `kgsynth kg seed`", style="dim")
             return
     print_rows(rows, as_json, title="graph statistics")
 
 
 @kg_app.command("info")
 def info(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Backend, URI (never the password), server version and schema version."""
+    """Backend, URI (never the password) and what chose it, server and schema version."""
     with store_from_context(ctx) as store:
         row = {
             "backend": store.backend,
             "uri": store.display_uri,
+            "chosen_by": store.settings.uri_source,
+            "query_timeout_s": store.settings.query_timeout,
             "server": store.server_version(),
             "schema_version": store.schema_version(),
             "named_queries": len(named_queries()),
@@ -164,4 +193,4 @@ def info(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps(row, indent=2))
     else:
         for key, value in row.items():
-            console.print(f"[bold]{key}[/bold]: {'(not initialised)' if value is None else value}")
+            console.print(f"{key}: {'(not initialised)' if value is None else value}")

@@ -14,16 +14,17 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from kg.batch import Problem
-from kg.cli import store_from_context
+from kg.cli import print_rows, store_from_context
 from kg.errors import ValidationFailed
+from kg.outfile import open_output, output_dir
 from kg.store.writer import read_graph
 from kg.validate import WARNING, errors, validate_store
 from loaders.changes import clobber_problems, show_owner
-from loaders.export import Format, disease_subgraph, export_batch, find_disease
+from loaders.csv_admin import write_csv_dir
+from loaders.export import Format, disease_subgraph, find_disease, write_export
 from loaders.pipeline import check_paths, load_paths
 from loaders.seed import PARTS, incomplete_seed, parse_parts, seed
 
@@ -131,18 +132,37 @@ def export(
     disease: Annotated[
         str | None, typer.Option(help="Only this disease's subgraph (id or name).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite -o even when it holds something else.")
+    ] = False,
 ) -> None:
-    """Write the graph (or one disease's self-contained subgraph) as Turtle, JSON or CSV."""
+    """Write the graph (or one disease's self-contained subgraph) as Turtle, JSON or CSV.
+
+    The output appears only when complete; an existing file of another kind (generate notes,
+    a curated module, a file kgsynth did not write) is kept unless --force.
+    """
     if fmt not in ("ttl", "json", "csv"):
         raise typer.BadParameter(f"{fmt!r}; choose ttl, json or csv", param_hint="--format")
-    with store_from_context(ctx) as store:
-        batch = read_graph(store)
-    if disease is not None:
-        batch = disease_subgraph(batch, find_disease(batch, disease))
-    files = export_batch(batch, cast(Format, fmt), output)
+    sink = (
+        output_dir(output, command="kg export", force=force)
+        if fmt == "csv"
+        else open_output(
+            output, replaces={"export-json", "export-ttl"}, command="kg export", force=force
+        )
+    )
+    with sink as target:  # the output is checked before the (long) graph read
+        with store_from_context(ctx) as store:
+            batch = read_graph(store)
+        if disease is not None:
+            batch = disease_subgraph(batch, find_disease(batch, disease))
+        if isinstance(target, Path):
+            files = len(write_csv_dir(batch, target))
+        else:
+            write_export(batch, cast(Format, fmt), target)
     out.print(
         f"wrote {batch.node_count()} nodes and {batch.rel_count()} relationships to "
-        f"{output}" + (f" ({len(files)} files)" if fmt == "csv" else "")
+        f"{output}" + (f" ({files} files)" if fmt == "csv" else ""),
+        markup=False,
     )
 
 
@@ -234,19 +254,17 @@ def seed_cmd(
             raise typer.Exit(130) from None
         uri = store.display_uri
     print_problems(warnings)
-    table = Table(title=Text(f"seeded {uri}"))
-    for col in ("part", "nodes written", "relationships written", "seconds", "notes"):
-        table.add_column(col, overflow="fold")
-    for part in built:
-        s = part.stats
-        table.add_row(
-            part.name,
-            str(s.nodes if s else 0),
-            str(s.relationships if s else 0),
-            f"{s.seconds:.1f}" if s else "",
-            Text("; ".join(part.notes)),
-        )
-    out.print(table)
+    rows = [
+        {
+            "part": part.name,
+            "nodes written": part.stats.nodes if part.stats else 0,
+            "relationships written": part.stats.relationships if part.stats else 0,
+            "seconds": round(part.stats.seconds, 1) if part.stats else 0.0,
+            "notes": "; ".join(part.notes),
+        }
+        for part in built
+    ]
+    print_rows(rows, as_json=False, title=f"seeded {uri}")
 
 
 def register(kg_app: typer.Typer) -> None:

@@ -25,6 +25,23 @@ ByPrevalenceOpt = Annotated[
     bool, typer.Option("--by-prevalence", help="Draw codes by the graph's prevalence.")
 ]
 WeightingOpt = Annotated[Weighting, typer.Option(help="Code weighting for --by-prevalence.")]
+#: The most records one plan or run may hold (docs/reliability.md#limits): a spec is a few
+#: KB of JSON, so this is already tens of GB; split bigger jobs into runs with other seeds.
+MAX_RECORDS = 10_000_000
+NOpt = Annotated[
+    int,
+    typer.Option(
+        "-n",
+        "--n",
+        min=1,
+        max=MAX_RECORDS,
+        help=f"Records per code/disease (the total for --by-prevalence); at most {MAX_RECORDS:,}.",
+    ),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Overwrite -o even when it holds another kind of output."),
+]
 
 
 def parse_settings(items: list[str] | None) -> dict[str, Any]:
@@ -54,6 +71,11 @@ def plan_request(
     settings: list[str] | None,
 ) -> PlanRequest:
     """The planner's request from the options; a bad combination is one clear error."""
+    if n > MAX_RECORDS:
+        raise EngineError(
+            f"{command}: -n {n:,} is above the limit of {MAX_RECORDS:,} records per run "
+            "(see docs/reliability.md#limits); split the job into runs with different --seed"
+        )
     try:
         return PlanRequest(
             recipe=recipe,

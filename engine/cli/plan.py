@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from engine.cli.options import (
     ByPrevalenceOpt,
     DiseaseOpt,
+    ForceOpt,
     IcdOpt,
+    NOpt,
     Weighting,
     WeightingOpt,
     plan_request,
 )
 from engine.errors import EngineError
-from engine.plan import Planner, batch_line
+from engine.llm.batch import batch_line
+from engine.plan import Planner, sampling_params, spec_request
 from engine.recipes import recipes
-from kg.cli import store_from_context
+from kg.cli import make_console, store_from_context
+from kg.outfile import open_output
 
-_err = Console(stderr=True, soft_wrap=True)
+_err = make_console(stderr=True)
 PROGRESS_FROM = 5_000
 
 
@@ -36,13 +39,11 @@ class Format(StrEnum):
 def plan(
     ctx: typer.Context,
     recipe: Annotated[str, typer.Option("--recipe", "-r", help=f"One of: {', '.join(recipes())}.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")],
-    n: Annotated[
-        int,
-        typer.Option(
-            "-n", "--n", min=1, help="Records per code/disease (the total for --by-prevalence)."
-        ),
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="JSONL file (or a pipe) to write."),
     ],
+    n: NOpt,
     icd: IcdOpt = None,
     disease: DiseaseOpt = None,
     by_prevalence: ByPrevalenceOpt = False,
@@ -55,6 +56,9 @@ def plan(
     temperature: Annotated[
         float | None, typer.Option(help="LLM temperature (openai-batch; default: the recipe's).")
     ] = None,
+    top_p: Annotated[
+        float | None, typer.Option(help="LLM top_p (openai-batch; default 1).")
+    ] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="LLM max_tokens (openai-batch; default: the recipe's).")
     ] = None,
@@ -64,6 +68,7 @@ def plan(
     ] = None,
     start: Annotated[int, typer.Option(min=0, help="First record index to write.")] = 0,
     stop: Annotated[int | None, typer.Option(min=0, help="Stop before this record index.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Plan records: one JSON line per record, identical for identical inputs and seed."""
     request = plan_request(
@@ -81,45 +86,35 @@ def plan(
         raise EngineError("--format openai-batch needs --model (the model the batch will run)")
     with store_from_context(ctx) as store:
         planner = Planner(store, request)
-    gen = planner.recipe.generation
-    temp = gen.temperature if temperature is None else temperature
-    tokens = gen.max_tokens if max_tokens is None else max_tokens
+    params = sampling_params(planner.recipe.generation, temperature, top_p, max_tokens)
+    output_model = planner.recipe.output_model
     shares = planner.code_probs.tolist() if planner.code_probs is not None else []
     for i, target in enumerate(planner.targets):
         code = target.icd.code if target.icd else "-"
         share = f"  p={shares[i]:.3f}" if shares else ""
-        _err.print(f"{code} -> {target.disease} ({target.disease_id}){share}", highlight=False)
+        _err.print(f"{code} -> {target.disease} ({target.disease_id}){share}")
     for note in planner.skipped:
-        _err.print(f"[yellow]skipped[/yellow] {note}", highlight=False)
+        _err.print(Text.assemble(("skipped", "yellow"), f" {note}"))
     stop = planner.total if stop is None else stop
     total = max(stop - start, 0)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     columns = (TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    try:
-        with (
-            tmp.open("w", encoding="utf-8", newline="\n") as fh,
-            Progress(
-                *columns, console=_err, transient=True, disable=total < PROGRESS_FROM
-            ) as progress,
-        ):
-            task = progress.add_task("plan", total=total)
-            for i, spec in enumerate(planner.iter_specs(start, stop), 1):
-                if fmt is Format.specs:
-                    fh.write(spec.model_dump_json())
-                else:
-                    assert model is not None
-                    fh.write(batch_line(spec, model, temp, tokens))
-                fh.write("\n")
-                if i % 1000 == 0:
-                    progress.update(task, completed=i)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with (
+        open_output(output, replaces={"specs", "batch"}, command="plan", force=force) as fh,
+        Progress(*columns, console=_err, transient=True, disable=total < PROGRESS_FROM) as progress,
+    ):
+        task = progress.add_task("plan", total=total)
+        for i, spec in enumerate(planner.iter_specs(start, stop), 1):
+            if fmt is Format.specs:
+                fh.write(spec.model_dump_json())
+            else:
+                assert model is not None
+                fh.write(batch_line(model, spec_request(spec, params, output_model)))
+            fh.write("\n")
+            if i % 1000 == 0:
+                progress.update(task, completed=i)
     _err.print(
         f"wrote {total} {'specs' if fmt is Format.specs else 'batch requests'} "
-        f"({planner.recipe.name}, seed {seed}, kg {planner.kg_hash[:12]}) to {output}",
-        highlight=False,
+        f"({planner.recipe.name}, seed {seed}, kg {planner.kg_hash[:12]}) to {output}"
     )
 
 
