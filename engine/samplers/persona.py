@@ -287,6 +287,7 @@ class PersonaSampler:
         )
         dx = batch.ages
         visit = dx if visit_ages is None else visit_ages
+        refs = [self._factor_refs[f] for f in self.factors]
         out = []
         for i, (row, age, age_dx, flag) in enumerate(
             zip(
@@ -302,13 +303,13 @@ class PersonaSampler:
             if persona is None:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
-                persona = Persona(
+                # trusted values of the right types: construct without re-validating
+                persona = Persona.model_construct(
                     age=age if age >= 0 else None,
                     age_at_diagnosis=age_dx if age_dx >= 0 else None,
                     attributes=dict(zip(self.attributes, row, strict=True)),
                     risk_factors=tuple(
-                        self._factor_refs[self.factors[j]]
-                        for j in np.flatnonzero(batch.risks[i]).tolist()
+                        ref for ref, on in zip(refs, batch.risks[i].tolist(), strict=True) if on
                     ),
                 )
                 self._cache[key] = persona

@@ -26,6 +26,7 @@ graph gives none) and category frequencies ``f[w, c]`` (OBSERVES, one scheme):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -356,22 +357,19 @@ class TrajectorySampler:
             chosen[:, members] = keep & (take[:, None] > 0)
         meet_core(chosen, keys, self.core, self._diagnosed[win])
         # the chosen keywords of each record, in descending key order (a random order), each
-        # written as one of its surface forms in the persona's voice
-        top = self._top
-        ranked = np.where(chosen, keys, -np.inf)
-        cols = np.argpartition(-ranked, top - 1, axis=1)[:, :top]
-        cols = np.take_along_axis(
-            cols,
-            np.argsort(-np.take_along_axis(ranked, cols, axis=1), axis=1, kind="stable"),
-            axis=1,
-        )
-        start = base + p
-        forms = np.floor(u[:, start : start + top] * self._n_forms[cols]).astype(np.int64)
-        voice = voice_of(sex, ages).tolist()
-        per_record = chosen.sum(axis=1).tolist()
-        out = []
-        for c_row, f_row, k_i, v in zip(
-            cols.tolist(), forms.tolist(), per_record, voice, strict=True
-        ):
-            out.append([self.keywords[j][f][v] for j, f in zip(c_row[:k_i], f_row, strict=False)])
+        # written as one of its surface forms (the record's next uniform) in its voice
+        rows, cols = np.nonzero(chosen)
+        order = np.lexsort((-keys[rows, cols], rows))
+        rows, cols = rows[order], cols[order]
+        per_record = np.bincount(rows, minlength=n)
+        ends = np.cumsum(per_record)
+        rank = np.arange(len(rows)) - (ends - per_record)[rows]
+        forms = np.floor(u[rows, base + p + rank] * self._n_forms[cols]).astype(np.int64)
+        voice = voice_of(sex, ages)[rows]
+        flat = [
+            self.keywords[j][f][v]
+            for j, f, v in zip(cols.tolist(), forms.tolist(), voice.tolist(), strict=True)
+        ]
+        bounds = [0, *ends.tolist()]
+        out = [flat[a:b] for a, b in pairwise(bounds)]
         return TrajectoryBatch(win, visit, ages if persona is not None else None, out)
