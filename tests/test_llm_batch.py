@@ -94,8 +94,11 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
         assert body["top_p"] == 1.0 and "response_format" not in body  # dualalign: free text
         assert isinstance(body["seed"], int)
 
-    # The provider answers four, fails one, and loses one.
+    # The provider answers four (one cut at the token limit), fails one, and loses one.
     lines = provider_output(server, requests[:4])
+    cut = json.loads(lines[3])
+    cut["response"]["body"]["choices"][0]["finish_reason"] = "length"
+    lines[3] = json.dumps(cut)
     lines.append(
         json.dumps(
             {
@@ -111,7 +114,7 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
     ingest = kgsynth(graph, *base, "--ingest", str(results))
     assert ingest.returncode == 3, ingest.stderr  # some records failed (EXIT_FAILED_RECORDS)
     records = read_records(out)
-    assert [r.status for r in records.values()].count("ok") == 4
+    assert [r.status for r in records.values()].count("ok") == 3
     by_id = {req["custom_id"]: req for req in requests}
     for rid, rec in records.items():
         assert rec.backend == "batch" and rec.model == "gpt-4o-mini"
@@ -120,6 +123,9 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
         if rec.status == "ok":
             assert rec.text == note_text(by_id[rid]["body"]["messages"])
             assert rec.cost_usd is not None and rec.cost_usd > 0
+    truncated = records[requests[3]["custom_id"]]
+    assert truncated.reason == "answer cut at the token limit (1200 max_tokens); raise --max-tokens"
+    assert truncated.attempts == 1  # the file will not answer differently: no retries
     assert records[requests[4]["custom_id"]].reason == "batch error: boom"
     assert "no line for this record" in (records[requests[5]["custom_id"]].reason or "")
 
@@ -127,7 +133,7 @@ def test_batch_round_trip(graph: Path, server: ThreadServer, tmp_path: Path) -> 
     again = kgsynth(graph, *base)
     assert again.returncode == 0, again.stderr
     missing = [json.loads(line) for line in batch_file.read_text().splitlines()]
-    assert [m["custom_id"] for m in missing] == [r["custom_id"] for r in requests[4:]]
+    assert [m["custom_id"] for m in missing] == [r["custom_id"] for r in requests[3:]]
     results.write_text("\n".join(provider_output(server, missing)) + "\n")
     final = kgsynth(graph, *base, "--ingest", str(results))
     assert final.returncode == 0, final.stderr

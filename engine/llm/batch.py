@@ -18,7 +18,7 @@ from typing import Any
 from engine.errors import EngineError
 from engine.llm.base import Backend, LLMError, LLMRequest, LLMResponse, PermanentError
 from engine.llm.body import chat_body
-from engine.llm.parsing import completion_from_dict
+from engine.llm.parsing import check_response, completion_from_dict
 
 BATCH_URL = "/v1/chat/completions"
 
@@ -102,11 +102,16 @@ class BatchBackend(Backend):
         self.results = read_batch_output(output_file)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
+        """The ingested answer; a bad one is permanent (asking again reads the same line)."""
         result = self.results.get(request.request_id)
         if result is None:
             raise PermanentError(f"no line for this record in {self.output_file.name}")
         if isinstance(result, LLMError):
             raise result
+        try:
+            check_response(request, result)
+        except LLMError as err:
+            raise PermanentError(str(err)) from None
         return result
 
     def describe(self) -> dict[str, Any]:
