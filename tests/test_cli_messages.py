@@ -63,6 +63,9 @@ def test_a_broken_config_file_is_named_with_its_line_when_the_graph_is_needed(
     assert len(lines) == 1 and "Traceback" not in out.stderr
     assert lines[0].startswith("error: kgsynth.toml: not valid TOML:")
     assert "line 3" in lines[0]
+    listed = kgsynth("kg", "query", "--list", env=clean_env(), cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr  # needs no graph, so no settings
+    assert len(listed.stdout.splitlines()) == len(QUERIES) + 1
 
 
 def test_flags_are_listed_without_a_value(tmp_path: Path) -> None:
