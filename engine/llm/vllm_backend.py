@@ -90,24 +90,17 @@ class VLLMBackend(BatchedBackend):
         return results
 
     async def aclose(self) -> None:
-        """Stop the batcher, then unload the engine and give its GPU memory back."""
+        """Stop the batcher, then shut the engine down and give its GPU memory back."""
         await super().aclose()
-        if self.llm is None:
+        llm, self.llm = self.llm, None
+        if llm is None:
             return
-        import torch
-        from vllm.distributed.parallel_state import (
-            destroy_distributed_environment,
-            destroy_model_parallel,
-        )
-
-        destroy_model_parallel()
-        destroy_distributed_environment()
-        self.llm = None
-        with contextlib.suppress(AssertionError, RuntimeError, ValueError):
-            torch.distributed.destroy_process_group()  # absent for a single GPU
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        shutdown = getattr(llm, "shutdown", None) or getattr(engine_core, "shutdown", None)
+        if callable(shutdown):  # V1 engines run the model in their own process
+            shutdown()
+        del llm, engine_core, shutdown
+        _free_gpu()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -116,3 +109,26 @@ class VLLMBackend(BatchedBackend):
             "batch_size": self._batcher.max_batch,
             "engine": self._engine_kwargs,
         }
+
+
+def _free_gpu() -> None:
+    """Tear down vLLM's distributed state and empty torch's CUDA cache."""
+    import torch
+
+    try:
+        from vllm.distributed import cleanup_dist_env_and_memory
+    except ImportError:  # older vLLM: the same steps by hand
+        from vllm.distributed.parallel_state import (
+            destroy_distributed_environment,
+            destroy_model_parallel,
+        )
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+        with contextlib.suppress(AssertionError, RuntimeError, ValueError):
+            torch.distributed.destroy_process_group()  # absent for a single GPU
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    else:
+        cleanup_dist_env_and_memory()
