@@ -138,3 +138,32 @@ def test_gendered_words_are_warnings_naming_the_form(tmp_path: Path) -> None:
     found = [p for p in check_graph(batch) if p.severity == "warning" and "implies" in p.message]
     assert len(found) == 1 and found[0].field == "synonyms.0" and found[0].location.line == 11
     assert "(wife, he)" in found[0].message
+
+
+def test_provenance_splits_measured_and_estimate(tmp_path: Path) -> None:
+    from kg.queries import get_query
+    from kg.store.writer import write_batch
+    from tests.engine_graph import open_embedded
+
+    text = (
+        BASE.replace("stage: 1, source:", "stage: 1, status: measured, source:")
+        .replace("prevalence: 0.5, source", "prevalence: 0.5, status: estimate, source")
+        .replace("prevalence: 0.6, stratum", "prevalence: 0.6, status: estimate, stratum")
+        .replace("keyword_density: 0.5, source", "keyword_density: 0.5, status: estimate, source")
+    )
+    path = tmp_path / "t.yaml"
+    path.write_text(text, encoding="utf-8")
+    batch, problems = parse_items(read_seed(path)[0])
+    assert problems == []
+    store = open_embedded(tmp_path / "g.db")
+    try:
+        store.apply_schema()
+        write_batch(store, batch)
+        rows = store.read(get_query("provenance").text, {"disease": "KGS:disease/d"})
+    finally:
+        store.close()
+    # the disease, 2 windows, 2 PRESENTS, 2 OBSERVES, 3 PREVALENCE, 2 RISK cite the source;
+    # one PRESENTS is measured, two RISK and one window are estimates
+    assert [(r["figures"], r["measured"], r["estimate"], r["unstated"]) for r in rows] == [
+        (12, 1, 3, 8)
+    ]
