@@ -322,6 +322,17 @@ def test_a_file_streams_and_bad_lines_name_file_and_line(store: GraphStore, tmp_
     path.write_text(json.dumps({"recipe": "dualalign", "disease_id": D}) + "\n")
     with pytest.raises(EngineError, match=r":1: record_id: missing"):
         audit_specs_file(store, path)
+    broken = json.loads(CLEAN[0])
+    del broken["keywords"][0]["text"]
+    path.write_text(CLEAN[1] + "\n" + json.dumps(broken) + "\n")
+    with pytest.raises(EngineError, match=r":2: not a kgsynth spec .*'text'"):
+        audit_specs_file(store, path)
+    unknown = json.loads(CLEAN[0]) | {"disease_id": "KGS:disease/not-there"}
+    path.write_text(json.dumps(unknown) + "\n")
+    with pytest.raises(
+        EngineError, match=r":1: disease 'KGS:disease/not-there' is not in the graph"
+    ):
+        audit_specs_file(store, path)
 
 
 def test_cli_exit_codes_plain_and_json(graph_file: Path, tmp_path: Path) -> None:

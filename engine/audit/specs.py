@@ -376,6 +376,13 @@ def audit_specs(store: GraphStore, records: Iterable[Record]) -> AuditReport:
 def audit_specs_file(store: GraphStore, path: Path) -> AuditReport:
     """Audit every spec of a JSONL file (streamed: memory grows with findings only)."""
     auditor = SpecAuditor(store)
-    for _, rec in read_records(path):
-        auditor.check(rec)
+    for number, rec in read_records(path):
+        try:
+            auditor.check(rec)
+        except EngineError as err:
+            raise EngineError(f"{path}:{number}: {err}") from None
+        except (KeyError, TypeError, AttributeError) as err:
+            raise EngineError(
+                f"{path}:{number}: not a kgsynth spec (a field is missing or malformed: {err})"
+            ) from None
     return auditor.report()
