@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from engine.audit.graph import audit_graph
 from engine.audit.specs import audit_specs
 from engine.plan import Planner, PlanRequest
 from engine.recipes import get_recipe
@@ -306,6 +307,14 @@ def assert_coherent(seeded: Seeded, records: list[Record]) -> None:
     audit = audit_specs(seeded.store, records)
     assert audit.checked == len(records)
     assert audit.counts() == {}, audit.violations[:5]
+
+
+def test_the_curated_graph_passes_the_graph_audit(seeded: Seeded) -> None:
+    report = audit_graph(seeded.store)
+    assert report.violations == [], report.violations[:5]
+    by_status = report.figures["numbers by status"]
+    assert by_status[AD]["measured"] >= 5 and by_status[AD]["estimate"] >= 5
+    assert all(row["no status"] == 0 for row in by_status.values())
 
 
 # ------------------------------------------------------------------------ the recipes
