@@ -117,3 +117,23 @@ def test_clear_empties_and_keeps_schema(store: GraphStore) -> None:
     store.clear()
     assert store.read("MATCH (d:Disease) RETURN count(d) AS n") == [{"n": 0}]
     assert store.schema_version() == 1
+
+
+def test_a_neo4j_load_is_one_transaction(neo4j_store: GraphStore) -> None:
+    """A statement failing after others ran takes the earlier ones' writes back with it."""
+    first = (
+        "UNWIND $rows AS r CREATE (:Disease {id: r.id, name: r.name})",
+        [
+            [{"id": "KGS:d/1", "name": "one"}],
+            [{"id": "KGS:d/2", "name": "two"}],
+        ],
+    )
+    failing = (
+        "UNWIND $rows AS r CREATE (:Symptom {id: r.id, name: 1 / r.zero})",
+        [[{"id": "KGS:s/1", "zero": 0}]],
+    )
+    with pytest.raises(QueryError, match="Neo4j rejected the query"):
+        neo4j_store.run_statements([first, failing], atomic=True)
+    assert neo4j_store.read("MATCH (n) WHERE n.id STARTS WITH 'KGS:' RETURN count(n) AS n") == [
+        {"n": 0}
+    ]

@@ -173,13 +173,12 @@ class FalkorStore(GraphStore):
 
     def server_version(self) -> str:
         try:
-            info = self._db.connection.execute_command("MODULE", "LIST")
+            modules = self._db.connection.module_list()
         except RedisError:
             return "FalkorDB (embedded)"
-        for mod in info:
-            fields = {_text(k): v for k, v in mod.items()} if isinstance(mod, dict) else {}
-            if _text(fields.get("name", b"")) == "graph":
-                ver = int(fields.get("ver") or 0)
+        for mod in modules:
+            if _text(mod.get("name", b"")) == "graph":
+                ver = int(mod.get("ver") or 0)
                 return f"FalkorDB {ver // 10000}.{ver // 100 % 100}.{ver % 100} (embedded)"
         return "FalkorDB (embedded)"
 

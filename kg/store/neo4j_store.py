@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import neo4j
-from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j import GraphDatabase, ManagedTransaction, Query, RoutingControl
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -16,9 +18,9 @@ from neo4j.exceptions import (
     ServiceUnavailable,
 )
 
-from kg.errors import QueryError, ReadOnlyError, StoreConnectionError
+from kg.errors import QueryError, QueryTimeout, ReadOnlyError, StoreConnectionError
 from kg.queries import schema_statements
-from kg.settings import ENV_PASSWORD, ENV_URI, ENV_USER, GraphSettings
+from kg.settings import ENV_PASSWORD, ENV_QUERY_TIMEOUT, ENV_URI, ENV_USER, GraphSettings
 from kg.store.base import GraphStore, Params, Rows, Statement
 
 
@@ -73,13 +75,26 @@ class Neo4jStore(GraphStore):
             return ReadOnlyError(
                 "this statement writes to the graph, but only read-only Cypher is allowed here"
             )
+        if "TransactionTimedOut" in code:
+            return QueryTimeout(
+                f"the query ran past the query timeout of {self.settings.query_timeout:g} s "
+                "and was stopped on the server; raise it with --query-timeout SECONDS or "
+                f"{ENV_QUERY_TIMEOUT}"
+            )
         first = cypher.strip().splitlines()[0][:80] if cypher.strip() else ""
         return QueryError(f"Neo4j rejected the query ({code}): {err.message} [{first}]")
 
-    def _execute(self, cypher: str, params: Params | None, routing: RoutingControl) -> Rows:
+    def _execute(
+        self,
+        cypher: str,
+        params: Params | None,
+        routing: RoutingControl,
+        metadata: dict[str, Any] | None = None,
+    ) -> Rows:
         try:
+            timeout = self.settings.query_timeout if routing == RoutingControl.READ else None
             records, _, _ = self._driver.execute_query(
-                cypher,
+                Query(cypher, timeout=timeout, metadata=metadata),
                 dict(params or {}),
                 routing_=routing,
                 database_=self.settings.database,
@@ -91,7 +106,52 @@ class Neo4jStore(GraphStore):
         return [{k: _plain(v) for k, v in r.items()} for r in records]
 
     def read(self, cypher: str, params: Params | None = None) -> Rows:
-        return self._execute(cypher, params, RoutingControl.READ)
+        """Run in a worker thread, so that Ctrl-C / SIGTERM can end the query on the server.
+
+        Interrupted, the driver would roll back by first waiting for the query to finish;
+        instead the transaction (tagged with a token) is terminated from a second session.
+        """
+        token = uuid.uuid4().hex
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["rows"] = self._execute(
+                    cypher, params, RoutingControl.READ, {"kgsynth_query": token}
+                )
+            except BaseException as err:  # handed to the caller's thread below
+                outcome["error"] = err
+
+        worker = threading.Thread(target=work, name="kgsynth-neo4j-read", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+        except BaseException:
+            for _ in range(50):  # the transaction may not be registered yet
+                self._terminate(token)
+                worker.join(0.2)
+                if not worker.is_alive():
+                    break
+            raise
+        if "error" in outcome:
+            raise outcome["error"]
+        rows: Rows = outcome["rows"]
+        return rows
+
+    def _terminate(self, token: str) -> None:
+        """Terminate this process's transactions tagged with ``token``."""
+        with self._driver.session(database=self.settings.database) as session:
+            ids = [
+                r["id"]
+                for r in session.run(
+                    "SHOW TRANSACTIONS YIELD transactionId AS id, metaData "
+                    "WHERE metaData.kgsynth_query = $token RETURN id",
+                    token=token,
+                )
+            ]
+            if ids:
+                session.run("TERMINATE TRANSACTIONS $ids", ids=ids).consume()
 
     def write(self, cypher: str, params: Params | None = None) -> Rows:
         return self._execute(cypher, params, RoutingControl.WRITE)
