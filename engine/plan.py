@@ -138,8 +138,9 @@ class CompiledRecipe:
         examples = self.examples.sample(run_seed, indices) if self.examples else empty
         name, fixed = self.recipe.name, self.fixed
         return [
-            GenerationSpec.model_validate(
-                {
+            # every value is built by the samplers with its model type: no re-validation
+            GenerationSpec.model_construct(
+                **{
                     **fixed,
                     "run_seed": run_seed,
                     "record_index": index,
