@@ -2,9 +2,10 @@
 
 For every DO disease of ``do-disease-symptom.tsv`` that has an ICD10CM xref in
 ``do-icd10cm-xrefs.tsv``: a ``Disease`` (``DOID:...``, name, xrefs), ``CODED_AS`` to each
-xref code the catalogue holds (others are skipped and counted), ``PRESENTS`` (weight 1.0,
-"unweighted DO association") to each symptom that is loaded, and ``IS_A`` between loaded
-diseases from ``do-hierarchy.tsv`` (which names parents by label).
+xref code the catalogue holds (others are skipped and counted), ``PRESENTS`` without a
+weight (an unweighted association: DO gives no frequency; remarks "unweighted DO
+association") to each symptom that is loaded, and ``IS_A`` between loaded diseases from
+``do-hierarchy.tsv`` (which names parents by label).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def do_batch(
             RawItem(
                 "rel",
                 "PRESENTS",
-                {"start": did, "end": sid, "weight": 1.0, "source": src, "remarks": UNWEIGHTED},
+                {"start": did, "end": sid, "source": src, "remarks": UNWEIGHTED},
                 loc,
             )
         )

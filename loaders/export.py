@@ -10,17 +10,21 @@ codes, every ``Source`` cited, and every relationship between nodes so selected.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, TextIO
 
-from kg.batch import GraphBatch
-from kg.errors import KgError
-from kg.model import Entity, Relationship
+from kg.batch import GraphBatch, Location, RawItem, live_item, parse_items
+from kg.errors import KgError, ValidationFailed
+from kg.model import NODE_MODELS, REL_MODELS, Entity, Relationship
+from kg.store.base import GraphStore, checked_label, checked_type
 from loaders.csv_admin import write_csv_dir
-from loaders.turtle import turtle_chunks
+from loaders.turtle import PREFIXES, node_turtle, rel_turtle, turtle_chunks
 from loaders.yaml_seed import seed_json
 
 Format = Literal["ttl", "json", "csv"]
+#: Rows read per query when streaming the whole graph.
+PAGE = 10_000
 #: Relationship types followed outwards from a disease, hop by hop.
 FIRST_HOP = (
     "CODED_AS",
@@ -90,6 +94,68 @@ def disease_subgraph(batch: GraphBatch, disease: str) -> GraphBatch:
     for rel in rels:
         sub.add_rel(rel, batch.location_of(rel))
     return sub
+
+
+def store_items(store: GraphStore, page: int = PAGE) -> Iterator[Entity | Relationship]:
+    """Every node, then every relationship of ``store``, read ``page`` rows at a time.
+
+    Nodes are paged by id; relationships by chunks of their start nodes' ids, so memory
+    holds one page, not the graph.
+    """
+    where = Location("graph")
+    ids: dict[str, list[str]] = {}
+    for label in sorted(NODE_MODELS):
+        ids[label] = []
+        cypher = (
+            f"MATCH (n:{checked_label(label)}) WHERE n.id > $after "
+            "RETURN properties(n) AS p ORDER BY n.id LIMIT $page"
+        )
+        after = ""
+        while True:
+            rows = store.read(cypher, {"after": after, "page": page})
+            nodes = _parsed([live_item("node", label, r["p"], where) for r in rows])
+            ids[label] += nodes.nodes.get(label, {})
+            yield from nodes.iter_nodes()
+            if len(rows) < page:
+                break
+            after = str(rows[-1]["p"]["id"])
+    for rtype, model in sorted(REL_MODELS.items()):
+        for start_label, end_label in model.ends:
+            cypher = (
+                f"UNWIND $ids AS i MATCH (a:{checked_label(start_label)} {{id: i}})"
+                f"-[r:{checked_type(rtype)}]->(b:{checked_label(end_label)}) "
+                "RETURN a.id AS s, b.id AS e, properties(r) AS p"
+            )
+            starts = ids[start_label]
+            for first in range(0, len(starts), page):
+                rows = store.read(cypher, {"ids": starts[first : first + page]})
+                props = [{"start": r["s"], "end": r["e"], **r["p"]} for r in rows]
+                yield from _parsed([live_item("rel", rtype, p, where) for p in props]).iter_rels()
+
+
+def _parsed(items: list[RawItem]) -> GraphBatch:
+    batch, problems = parse_items(items)
+    if problems:
+        raise ValidationFailed(problems)
+    return batch
+
+
+def stream_turtle(store: GraphStore, fh: TextIO, page: int = PAGE) -> tuple[int, int]:
+    """The whole graph of ``store`` as Turtle to ``fh``, page by page: (nodes, relationships).
+
+    Memory holds one page and the ids seen, whatever the graph's size.
+    """
+    fh.write(PREFIXES)
+    iris: dict[str, list[str]] = {}
+    counts = [0, 0]
+    for item in store_items(store, page):
+        if isinstance(item, Entity):
+            fh.write(node_turtle(item, iris))
+            counts[0] += 1
+        else:
+            fh.write(rel_turtle(item, iris))
+            counts[1] += 1
+    return counts[0], counts[1]
 
 
 def write_export(batch: GraphBatch, fmt: Format, fh: TextIO) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,7 @@ from rdflib.collection import Collection
 from rdflib.term import Node
 
 from kg.batch import GraphBatch, Location, Problem, RawItem
-from kg.model import LABELS, REL_TYPES, node_props, rel_key, rel_props
+from kg.model import LABELS, REL_TYPES, Entity, Relationship, node_props, rel_key, rel_props
 
 KGS = Namespace("https://w3id.org/kgsynth/vocab#")
 KGS_ID = Namespace("https://w3id.org/kgsynth/id/")
@@ -47,6 +48,7 @@ PREFIXES = (
 #: Characters a Turtle string escapes (the rest of Unicode is written as is, in UTF-8).
 _ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r"}
 _ESCAPES |= {c: f"\\u{c:04X}" for c in range(0x20) if c not in _ESCAPES}
+_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f]')
 
 
 def _term(value: Any) -> str:
@@ -62,10 +64,11 @@ def _term(value: Any) -> str:
         return digits if "." in digits else f"{digits}.0"
     if isinstance(value, list):
         return f"( {' '.join(_term(v) for v in value)} )" if value else "rdf:nil"
-    return '"' + str(value).translate(_ESCAPES) + '"'
+    text = str(value)
+    return f'"{text.translate(_ESCAPES) if _NEEDS_ESCAPE.search(text) else text}"'
 
 
-def _subject(iri: URIRef, pairs: list[tuple[str, str]]) -> str:
+def _subject(iri: str, pairs: list[tuple[str, str]]) -> str:
     """One Turtle subject block: ``<iri> p1 o1 ; p2 o2 .``, one pair per line."""
     return f"<{iri}> " + " ;\n    ".join(f"{p} {o}" for p, o in pairs) + " .\n\n"
 
@@ -74,35 +77,45 @@ def _pairs(props: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"kgs:{key}", _term(value)) for key, value in props.items()]
 
 
+def node_turtle(node: Entity, iris: dict[str, list[str]]) -> str:
+    """One node as a Turtle block; its IRI is added to ``iris`` (id -> IRIs)."""
+    subject = node_iri(node.label, node.id)
+    iris.setdefault(node.id, []).append(str(subject))
+    props = node_props(node)
+    pairs = [("a", f"kgs:{node.label}"), *_pairs(props)]
+    display = props.get("name") or props.get("title")
+    if isinstance(display, str):
+        pairs.append(("rdfs:label", _term(display)))
+    return _subject(subject, pairs)
+
+
+def rel_turtle(rel: Relationship, iris: dict[str, list[str]]) -> str:
+    """One relationship: its direct triples and its ``rdf:Statement`` block."""
+    props = rel_props(rel)
+    starts = iris.get(rel.start, [str(KGS_ID[quote(rel.start, safe=":/")])])
+    ends = iris.get(rel.end, [str(KGS_ID[quote(rel.end, safe=":/")])])
+    direct = "".join(f"<{s}> kgs:{rel.type} <{o}> .\n" for s in starts for o in ends)
+    pairs = [
+        ("a", "rdf:Statement"),
+        ("rdf:subject", f"<{starts[0]}>"),
+        ("rdf:predicate", f"kgs:{rel.type}"),
+        ("rdf:object", f"<{ends[0]}>"),
+        *_pairs({"start": rel.start, "end": rel.end, **props}),
+    ]
+    return direct + _subject(rel_iri(rel_key(rel.type, rel.start, rel.end, props)), pairs)
+
+
 def turtle_chunks(batch: GraphBatch) -> Iterator[str]:
     """``batch`` as Turtle, one subject (node or relationship statement) per chunk.
 
     Written as text, without building an RDF graph: memory stays at the batch's.
     """
     yield PREFIXES
-    iris: dict[str, list[URIRef]] = {}
+    iris: dict[str, list[str]] = {}
     for node in batch.iter_nodes():
-        subject = node_iri(node.label, node.id)
-        iris.setdefault(node.id, []).append(subject)
-        props = node_props(node)
-        pairs = [("a", f"kgs:{node.label}"), *_pairs(props)]
-        display = props.get("name") or props.get("title")
-        if isinstance(display, str):
-            pairs.append(("rdfs:label", _term(display)))
-        yield _subject(subject, pairs)
+        yield node_turtle(node, iris)
     for rel in batch.iter_rels():
-        props = rel_props(rel)
-        starts = iris.get(rel.start, [KGS_ID[quote(rel.start, safe=":/")]])
-        ends = iris.get(rel.end, [KGS_ID[quote(rel.end, safe=":/")]])
-        direct = "".join(f"<{s}> kgs:{rel.type} <{o}> .\n" for s in starts for o in ends)
-        pairs = [
-            ("a", "rdf:Statement"),
-            ("rdf:subject", f"<{starts[0]}>"),
-            ("rdf:predicate", f"kgs:{rel.type}"),
-            ("rdf:object", f"<{ends[0]}>"),
-            *_pairs({"start": rel.start, "end": rel.end, **props}),
-        ]
-        yield direct + _subject(rel_iri(rel_key(rel.type, rel.start, rel.end, props)), pairs)
+        yield rel_turtle(rel, iris)
 
 
 def write_turtle(batch: GraphBatch) -> str:

@@ -94,7 +94,7 @@ def test_do_associations_from_the_vendored_files() -> None:
     assert stats.codes_skipped == [] and stats.symptoms_skipped == []
     presents = list(batch.rels["PRESENTS"].values())
     assert {(r.weight, r.remarks, r.source) for r in presents} == {  # type: ignore[attr-defined]
-        (1.0, UNWEIGHTED, DO_SOURCE.id)
+        (None, UNWEIGHTED, DO_SOURCE.id)
     }
     assert batch.nodes["Source"][DO_SOURCE.id].license == "CC0-1.0"  # type: ignore[attr-defined]
     disease = batch.nodes["Disease"]["DOID:0050597"]
