@@ -22,6 +22,7 @@ import pytest
 from tests.cli import KGSYNTH, kgsynth
 
 pytestmark = pytest.mark.timeout(600)
+REPO = Path(__file__).resolve().parents[1]
 PLAN = ["plan", "--recipe", "medsyn", "--icd", "G30.9", "--seed", "3"]
 
 
@@ -236,3 +237,18 @@ def test_a_temporary_file_of_a_killed_process_is_removed_by_the_next_write(
     out = kgsynth(*PLAN, "-n", "2", "-o", str(tmp_path / "specs.jsonl"), env=env_for(graph))
     assert out.returncode == 0, out.stderr
     assert not stale.exists() and leftovers(tmp_path) == []
+
+
+def test_export_replaces_an_export_but_not_a_curated_module(graph: Path, tmp_path: Path) -> None:
+    env = env_for(graph)
+    target = tmp_path / "graph.out"
+    for fmt in ("json", "ttl", "json"):  # an export of either format replaces the other
+        out = kgsynth("kg", "export", "-f", fmt, "-o", str(target), env=env)
+        assert out.returncode == 0, out.stderr
+    assert json.loads(target.read_text())["module"] == "export"
+    module = tmp_path / "mental_health.yaml"
+    shutil.copy(REPO / "kg" / "seed" / "mental_health.yaml", module)
+    before = digest(module)
+    out = kgsynth("kg", "export", "-f", "json", "-o", str(module), env=env)
+    assert out.returncode == 2 and "will not overwrite it" in out.stderr
+    assert digest(module) == before and leftovers(tmp_path) == []
