@@ -47,6 +47,8 @@ from engine.runner.state import RunState, RunSummary, now_iso
 log = logging.getLogger("kgsynth.runner")
 #: records being worked on at once (in flight, waiting for a slot or backing off)
 LIVE_RECORDS = 1024
+#: records per cache query: the first batch small (requests start at once), then doubling
+FIRST_BATCH, MAX_BATCH = 16, 512
 
 
 class RunConfig(BaseModel):
@@ -233,6 +235,8 @@ class Runner:
     ) -> None:
         room = asyncio.Semaphore(max(8 * self.config.concurrency, LIVE_RECORDS))
         seen: set[str] = set()
+        batch: list[tuple[GenerationJob, str]] = []
+        size = FIRST_BATCH
         for job in jobs:
             if run.stop.is_set():
                 break
@@ -257,16 +261,55 @@ class Runner:
                 if total is not None:
                     run.progress.set_total(total - run.summary.skipped)
                 continue
+            batch.append((job, fp))
+            if len(batch) >= size:
+                await self._dispatch(run, batch, room)
+                batch, size = [], min(2 * size, MAX_BATCH)
+        await self._dispatch(run, batch, room)
+        while run.tasks:
+            await asyncio.wait(list(run.tasks))
+
+    async def _dispatch(
+        self, run: RunState, batch: list[tuple[GenerationJob, str]], room: asyncio.Semaphore
+    ) -> None:
+        """Answer the batch's cached records (one cache query), start tasks for the rest."""
+        backend = self.backend
+        work = []
+        for job, fp in batch:
+            request = LLMRequest(
+                request_id=job.record_id,
+                messages=job.messages,
+                params=self.params,
+                seed=job.seed,
+                output=self.response_model,
+                spec=job.spec,
+            )
+            key = None
+            if self.cache is not None:
+                key = request_key(backend.name, backend.model, job.messages, request.key_params())
+            work.append((job, fp, request, key))
+        hits = await run.sink.lookup([k for *_, k in work if k is not None]) if self.cache else {}
+        for job, fp, request, key in work:
+            if run.stop.is_set():
+                return
+            hit = hits.get(key) if key is not None else None
+            if hit is not None:
+                try:
+                    parsed = check_response(request, hit)
+                except LLMError:
+                    pass  # unusable cached answer: ask again
+                else:
+                    cached = Tried(response=hit, parsed=parsed)
+                    self._write(run, job, fp, cached, time.monotonic(), now_iso(), cached=True)
+                    continue
             await room.acquire()
             if run.stop.is_set():
                 room.release()
-                break
-            task = asyncio.create_task(self._process(run, job, fp))
+                return
+            task = asyncio.create_task(self._process(run, job, fp, request, key))
             run.tasks.add(task)
             task.add_done_callback(lambda t: self._task_done(run, t))
             task.add_done_callback(lambda _: room.release())
-        while run.tasks:
-            await asyncio.wait(list(run.tasks))
 
     def _task_done(self, run: RunState, task: asyncio.Task[None]) -> None:
         run.tasks.discard(task)
@@ -281,35 +324,16 @@ class Runner:
 
     # -- one record ------------------------------------------------------------------------
 
-    async def _process(self, run: RunState, job: GenerationJob, fp: str) -> None:
-        backend = self.backend
-        request = LLMRequest(
-            request_id=job.record_id,
-            messages=job.messages,
-            params=self.params,
-            seed=job.seed,
-            output=self.response_model,
-            spec=job.spec,
-        )
+    async def _process(
+        self, run: RunState, job: GenerationJob, fp: str, request: LLMRequest, key: str | None
+    ) -> None:
         started, started_at = time.monotonic(), now_iso()
-        key = None
-        if self.cache is not None:
-            key = request_key(backend.name, backend.model, job.messages, request.key_params())
-            hit = await run.sink.lookup(key)
-            if hit is not None:
-                try:
-                    parsed = check_response(request, hit)
-                except LLMError:
-                    pass  # unusable cached answer: ask again
-                else:
-                    cached = Tried(response=hit, parsed=parsed)
-                    self._write(run, job, fp, cached, started, started_at, cached=True)
-                    return
         tried = await run.policy.attempt(request)
         if tried.stopped:
             return  # stopping: the record stays pending for the next run
         answer = None
         if tried.response is not None and key is not None:
+            backend = self.backend
             answer = CachedAnswer(key, backend.name, backend.model, job.record_id, tried.response)
         self._write(run, job, fp, tried, started, started_at, answer=answer)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import EngineError
@@ -32,8 +32,8 @@ class _Write:
 
 @dataclass(slots=True)
 class _Lookup:
-    key: str
-    future: asyncio.Future[LLMResponse | None]
+    keys: list[str]
+    future: asyncio.Future[dict[str, LLMResponse]]
 
 
 @dataclass(slots=True)
@@ -71,11 +71,12 @@ class RecordSink:
         self._check()
         self._queue.put(_Call(fn))
 
-    async def lookup(self, key: str) -> LLMResponse | None:
+    async def lookup(self, keys: list[str]) -> dict[str, LLMResponse]:
+        """The cached answers among ``keys`` (one query on the worker)."""
         self._check()
         assert self._loop is not None, "start() the sink first"
-        future: asyncio.Future[LLMResponse | None] = self._loop.create_future()
-        self._queue.put(_Lookup(key, future))
+        future: asyncio.Future[dict[str, LLMResponse]] = self._loop.create_future()
+        self._queue.put(_Lookup(keys, future))
         return await future
 
     async def aclose(self) -> None:
@@ -122,8 +123,10 @@ class RecordSink:
         self._flush(writes)
         lookups = [item for item in items if isinstance(item, _Lookup)]
         if lookups:
-            found = self.cache.get_many([x.key for x in lookups]) if self.cache else {}
-            self._resolve([(x.future, found.get(x.key)) for x in lookups])
+            found = self.cache.get_many([k for x in lookups for k in x.keys]) if self.cache else {}
+            self._resolve(
+                [(x.future, {k: found[k] for k in x.keys if k in found}) for x in lookups]
+            )
 
     def _flush(self, writes: list[_Write]) -> None:
         if not writes:
@@ -137,7 +140,12 @@ class RecordSink:
             )
         )
 
-    def _resolve(self, results: list[tuple[asyncio.Future[LLMResponse | None], object]]) -> None:
+    def _resolve(
+        self,
+        results: Sequence[
+            tuple[asyncio.Future[dict[str, LLMResponse]], dict[str, LLMResponse] | BaseException]
+        ],
+    ) -> None:
         def settle() -> None:
             for future, value in results:
                 if future.done():
@@ -145,7 +153,6 @@ class RecordSink:
                 if isinstance(value, BaseException):
                     future.set_exception(value)
                 else:
-                    assert value is None or isinstance(value, LLMResponse)
                     future.set_result(value)
 
         assert self._loop is not None
