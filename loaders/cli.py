@@ -24,7 +24,7 @@ from kg.store.writer import read_graph
 from kg.validate import WARNING, errors, validate_store
 from loaders.changes import clobber_problems, show_owner
 from loaders.csv_admin import write_csv_dir
-from loaders.export import Format, disease_subgraph, find_disease, write_export
+from loaders.export import Format, disease_subgraph, find_disease, stream_turtle, write_export
 from loaders.pipeline import check_paths, load_paths
 from loaders.seed import PARTS, incomplete_seed, parse_parts, seed
 
@@ -151,16 +151,21 @@ def export(
         )
     )
     with sink as target:  # the output is checked before the (long) graph read
-        with store_from_context(ctx) as store:
-            batch = read_graph(store)
-        if disease is not None:
-            batch = disease_subgraph(batch, find_disease(batch, disease))
-        if isinstance(target, Path):
-            files = len(write_csv_dir(batch, target))
+        if fmt == "ttl" and disease is None and not isinstance(target, Path):
+            with store_from_context(ctx) as store:  # page by page: memory stays flat
+                nodes, rels = stream_turtle(store, target)
         else:
-            write_export(batch, cast(Format, fmt), target)
+            with store_from_context(ctx) as store:
+                batch = read_graph(store)
+            if disease is not None:
+                batch = disease_subgraph(batch, find_disease(batch, disease))
+            if isinstance(target, Path):
+                files = len(write_csv_dir(batch, target))
+            else:
+                write_export(batch, cast(Format, fmt), target)
+            nodes, rels = batch.node_count(), batch.rel_count()
     out.print(
-        f"wrote {batch.node_count()} nodes and {batch.rel_count()} relationships to "
+        f"wrote {nodes} nodes and {rels} relationships to "
         f"{output}" + (f" ({files} files)" if fmt == "csv" else ""),
         markup=False,
     )
