@@ -112,7 +112,7 @@ class EmbeddedServer:
                 if info is None:
                     info = self._start()
                 else:
-                    self._wait_ready(info, ANSWER_TIMEOUT_S, starting=False)
+                    self._wait_ready(info, ANSWER_TIMEOUT_S)
             except BaseException:
                 os.close(users_fd)
                 raise
@@ -209,7 +209,7 @@ class EmbeddedServer:
             )
         info = ServerInfo(pid, str(sock), str(rundir))
         try:
-            self._wait_ready(info, START_TIMEOUT_S, starting=True)
+            self._wait_ready(info, START_TIMEOUT_S)
         except StoreConnectionError:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -220,7 +220,7 @@ class EmbeddedServer:
         tmp.replace(self._state)
         return info
 
-    def _wait_ready(self, info: ServerInfo, seconds: float, *, starting: bool) -> None:
+    def _wait_ready(self, info: ServerInfo, seconds: float) -> None:
         """Return once the server answers PING; busy or gone gets a message saying which."""
         deadline = time.monotonic() + seconds
         client = redis.Redis(unix_socket_path=info.socket, socket_timeout=ANSWER_TIMEOUT_S)
@@ -239,13 +239,17 @@ class EmbeddedServer:
                             f"the embedded server for {self.db} (pid {info.pid}) exited: "
                             f"{self._log_tail(Path(info.rundir) / 'redis.log') or err}"
                         ) from None
-                    what = "does not accept connections yet" if starting else f"refused: {err}"
+                    what = f"cannot be reached at {info.socket} ({err})"
                 if time.monotonic() >= deadline:
+                    why = (
+                        "its socket was removed or refuses connections"
+                        if what.startswith("cannot be reached")
+                        else "it may be busy saving or loading a large graph: try again shortly"
+                    )
                     raise StoreBusy(
                         f"the embedded server for {self.db} (pid {info.pid}) is running but "
-                        f"{what} after {seconds:.0f} s; it may be busy saving or loading a "
-                        f"large graph: try again shortly, or stop it with `kill {info.pid}` "
-                        "(what it has not saved is then lost)"
+                        f"{what} after {seconds:.0f} s; {why}, or stop it with "
+                        f"`kill {info.pid}` and retry (what it has not saved is then lost)"
                     )
                 time.sleep(0.05)
         finally:
@@ -253,6 +257,7 @@ class EmbeddedServer:
 
     def _stop(self, info: ServerInfo) -> None:
         """Save if anything changed since the last save, then stop the server."""
+        self._wait_ready(info, ANSWER_TIMEOUT_S)  # busy: say so, keep it
         client = redis.Redis(unix_socket_path=info.socket, socket_timeout=None)
         try:
             if int(client.info("persistence").get("rdb_changes_since_last_save", 1)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterable
@@ -140,8 +141,11 @@ class Neo4jStore(GraphStore):
         return rows
 
     def _terminate(self, token: str) -> None:
-        """Terminate this process's transactions tagged with ``token``."""
-        with self._driver.session(database=self.settings.database) as session:
+        """Terminate this process's transactions tagged with ``token`` (best effort)."""
+        with (
+            contextlib.suppress(Neo4jError, DriverError, OSError),
+            self._driver.session(database=self.settings.database) as session,
+        ):
             ids = [
                 r["id"]
                 for r in session.run(
