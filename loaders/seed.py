@@ -193,7 +193,8 @@ def _check_and_write(
     if not errors(problems):
         problems += validate(reduce(overlay, (p.batch for p in built), GraphBatch()), store)
     diffs = [] if errors(problems) else [diff_batch(store, p.batch) for p in built]
-    ours = set(PARTS) | {m for p in built for m in p.batch.modules.values()}
+    # items with no recorded module predate module provenance: written by an earlier seed
+    ours = {"", *PARTS} | {m for p in built for m in p.batch.modules.values()}
     for part, diff in zip(built, diffs, strict=False):
         if not replace:
             problems += clobber_problems(part.batch, diff.clobbers(part.batch, ours))
