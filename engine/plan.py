@@ -138,9 +138,8 @@ class CompiledRecipe:
         examples = self.examples.sample(run_seed, indices) if self.examples else empty
         name, fixed = self.recipe.name, self.fixed
         return [
-            # every value is built by the samplers with its model type: no re-validation
-            GenerationSpec.model_construct(
-                **{
+            GenerationSpec.model_validate(
+                {
                     **fixed,
                     "run_seed": run_seed,
                     "record_index": index,

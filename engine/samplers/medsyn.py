@@ -21,6 +21,7 @@ frequency); ``uniform`` ``p_c = 1 / C``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -121,15 +122,21 @@ class SymptomSampler:
             )
             keys = np.where(allowed, keys, -np.inf)
             k = np.minimum(k, np.isfinite(keys).sum(axis=1))
-        order = np.argsort(-keys, axis=1, kind="stable")
-        if self.core:
-            chosen = np.zeros((n, p), dtype=bool)
-            np.put_along_axis(chosen, order, np.arange(p)[None, :] < k[:, None], axis=1)
-            meet_core(chosen, keys, self.core, np.ones(n, dtype=bool))
-            k = chosen.sum(axis=1)
-            order = np.argsort(-np.where(chosen, keys, -np.inf), axis=1, kind="stable")
-        order = order[:, : self.k_high + len(self.core)]
-        return SymptomBatch([[self.refs[j] for j in order[i, : k[i]]] for i in range(n)])
+        top = self.k_high
+        part = np.argpartition(-keys, top - 1, axis=1)[:, :top]
+        rank = np.argsort(-np.take_along_axis(keys, part, axis=1), axis=1, kind="stable")
+        order = np.take_along_axis(part, rank, axis=1)  # the top k_high, by key
+        if not self.core:
+            return SymptomBatch([[self.refs[j] for j in order[i, : k[i]]] for i in range(n)])
+        chosen = np.zeros((n, p), dtype=bool)
+        taken = np.arange(top)[None, :] < k[:, None]
+        chosen[np.nonzero(taken)[0], order[taken]] = True
+        meet_core(chosen, keys, self.core, np.ones(n, dtype=bool))
+        rows, cols = np.nonzero(chosen)
+        by_key = np.lexsort((-keys[rows, cols], rows))
+        flat = [self.refs[j] for j in cols[by_key].tolist()]
+        ends = np.cumsum(np.bincount(rows, minlength=n)).tolist()
+        return SymptomBatch([flat[a:b] for a, b in pairwise([0, *ends])])
 
 
 class ExampleSampler:

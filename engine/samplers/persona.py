@@ -303,8 +303,7 @@ class PersonaSampler:
             if persona is None:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
-                # trusted values of the right types: construct without re-validating
-                persona = Persona.model_construct(
+                persona = Persona(
                     age=age if age >= 0 else None,
                     age_at_diagnosis=age_dx if age_dx >= 0 else None,
                     attributes=dict(zip(self.attributes, row, strict=True)),
