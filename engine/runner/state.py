@@ -26,7 +26,7 @@ def now_iso() -> str:
 class RunSummary(BaseModel):
     """What one run did (``ok``/``failed``/``cached`` count records written by this run)."""
 
-    status: Literal["complete", "interrupted", "aborted"]
+    status: Literal["complete", "interrupted"]
     output: str
     manifest: str
     identity: str = ""
