@@ -8,7 +8,7 @@ graph for every record:
 * ``naive`` -- one graph query per record (the disease's symptom read, ``profile_symptoms``),
   with everything else served from memory and the same sampling and rendering: the cheapest
   per-record graph access there is, so the ratio against it is a lower bound;
-* ``naive_full`` -- the whole profile read again (nine named queries) and the samplers compiled
+* ``naive_full`` -- the whole profile read again (ten named queries) and the samplers compiled
   again for every record.
 
 Both naive variants produce exactly the planner's specs (checked). Content: the curated seed

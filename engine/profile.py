@@ -232,7 +232,7 @@ def _int(value: Any) -> int | None:
 
 
 def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
-    """Read ``target``'s profile: eight named-query reads (nine with shared report sections)."""
+    """Read ``target``'s profile: nine named-query reads (ten with shared report sections)."""
     disease = target.disease_id
     head = _run(store, "profile_disease", disease=disease)
     if not head:
