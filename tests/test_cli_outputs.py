@@ -225,6 +225,8 @@ def test_sigterm_mid_plan_leaves_no_temporary_file_and_keeps_the_old_output(
                 proc.kill()
     assert leftovers(tmp_path) == []
     assert digest(target) == before
+    last = (tmp_path / "stderr").read_text().strip().splitlines()[-1]
+    assert last == f"interrupted: nothing written to {target}"
 
 
 def test_a_temporary_file_of_a_killed_process_is_removed_by_the_next_write(

@@ -98,20 +98,27 @@ def plan(
     stop = planner.total if stop is None else stop
     total = max(stop - start, 0)
     columns = (TextColumn("planning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with (
-        open_output(output, replaces={"specs", "batch"}, command="plan", force=force) as fh,
-        Progress(*columns, console=_err, transient=True, disable=total < PROGRESS_FROM) as progress,
-    ):
-        task = progress.add_task("plan", total=total)
-        for i, spec in enumerate(planner.iter_specs(start, stop), 1):
-            if fmt is Format.specs:
-                fh.write(spec.model_dump_json())
-            else:
-                assert model is not None
-                fh.write(batch_line(model, spec_request(spec, params, output_model)))
-            fh.write("\n")
-            if i % 1000 == 0:
-                progress.update(task, completed=i)
+    try:
+        with (
+            open_output(output, replaces={"specs", "batch"}, command="plan", force=force) as fh,
+            Progress(
+                *columns, console=_err, transient=True, disable=total < PROGRESS_FROM
+            ) as progress,
+        ):
+            task = progress.add_task("plan", total=total)
+            for i, spec in enumerate(planner.iter_specs(start, stop), 1):
+                if fmt is Format.specs:
+                    fh.write(spec.model_dump_json())
+                else:
+                    assert model is not None
+                    fh.write(batch_line(model, spec_request(spec, params, output_model)))
+                fh.write("\n")
+                if i % 1000 == 0:
+                    progress.update(task, completed=i)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the temporary file is gone already
+        done = "nothing written to" if output.is_file() or not output.exists() else "stopped"
+        _err.print(Text.assemble(("interrupted", "yellow"), f": {done} {output}"))
+        raise typer.Exit(130) from None
     _err.print(
         f"wrote {total} {'specs' if fmt is Format.specs else 'batch requests'} "
         f"({planner.recipe.name}, seed {seed}, kg {planner.kg_hash[:12]}) to {output}"
