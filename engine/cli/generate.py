@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.logging import RichHandler
 
 from engine.cli.options import (
@@ -42,21 +40,20 @@ from engine.llm.factory import (
     make_backend,
 )
 from engine.llm.pricing import PriceTable
-from engine.plan import Planner
-from engine.recipes import Generation
+from engine.plan import Planner, sampling_params
 from engine.runner.cache import RequestCache
 from engine.runner.lock import OutputLock
 from engine.runner.output import OutputLog, check_output, default_cache_path, set_aside
 from engine.runner.run import RunConfig, Runner, RunSummary
 from engine.runner.sources import JobSource, from_planner, from_specs_file
-from kg.cli import store_from_context
+from kg.cli import make_console, store_from_context
 
 ENV_MODEL = "KGSYNTH_MODEL"
 #: exit status when the run finished but some records failed
 EXIT_FAILED_RECORDS = 3
 #: exit status of an interrupted run (as for SIGINT)
 EXIT_INTERRUPTED = 130
-_err = Console(stderr=True, soft_wrap=True)
+_err = make_console(stderr=True)  # no markup or emoji: messages carry paths and reasons
 
 
 class BackendChoice(StrEnum):
@@ -123,9 +120,10 @@ def _backend_settings(
     if backend is None:
         if not endpoint and not model:
             _err.print(
-                f"[yellow]no LLM endpoint configured[/] (--base-url, {ENV_BASE_URL} or "
+                f"no LLM endpoint configured (--base-url, {ENV_BASE_URL} or "
                 f"{api_key_env}): using the template backend, which writes rule-based notes "
-                "labelled backend=template, not LLM text"
+                "labelled backend=template, not LLM text",
+                style="yellow",
             )
             backend = BackendChoice.template
         elif not endpoint:
@@ -179,8 +177,6 @@ def _write_batch_file(
         f"endpoint /v1/chat/completions; or `vllm run-batch -i {batch_file} -o results.jsonl "
         f"--model {model}`), then ingest the results with the same command plus "
         f"--ingest results.jsonl",
-        highlight=False,
-        markup=False,
     )
 
 
@@ -195,22 +191,21 @@ def _report(summary: RunSummary, backend_name: str) -> None:
         f"{usage.completion_tokens} out{cost}\n"
         f"{summary.output}: {summary.file_ok} ok, {summary.file_failed} failed; "
         f"manifest {summary.manifest}",
-        highlight=False,
-        markup=False,
     )
     if backend_name == "template":
-        _err.print("[yellow]template backend: rule-based notes, no LLM was used[/]")
+        _err.print("template backend: rule-based notes, no LLM was used", style="yellow")
     if summary.failure_reasons:
         reasons = sorted(summary.failure_reasons.items(), key=lambda kv: -kv[1])
         lines = "".join(f"\n  {count} x {reason}" for reason, count in reasons[:3])
-        _err.print(f"failures of this run:{lines}", highlight=False, markup=False)
+        _err.print(f"failures of this run:{lines}")
     if summary.file_failed:
         _err.print(
-            f"[yellow]{summary.file_failed} record(s) failed (see their reason field); "
-            "rerun the same command to retry them[/]"
+            f"{summary.file_failed} record(s) failed (see their reason field); "
+            "rerun the same command to retry them",
+            style="yellow",
         )
     if summary.status == "interrupted":
-        _err.print("[yellow]interrupted: rerun the same command to resume[/]")
+        _err.print("interrupted: rerun the same command to resume", style="yellow")
 
 
 def generate(
@@ -250,7 +245,9 @@ def generate(
         str, typer.Option(help="Environment variable holding the API key.")
     ] = ENV_API_KEY,
     temperature: Annotated[float | None, typer.Option(min=0, help="Default: the recipe's.")] = None,
-    top_p: Annotated[float, typer.Option(min=0, max=1)] = 1.0,
+    top_p: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Default: the recipe's, else 1.")
+    ] = None,
     max_tokens: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Most requests in flight (AIMD lowers it on 429/503).")
@@ -303,15 +300,13 @@ def generate(
             _err.print(
                 f"took over the lock of pid {lock.took_over.get('pid')} "
                 f"({lock.took_over.get('command')}), which no longer runs",
-                highlight=False,
-                markup=False,
             )
         if force_new and (aside := set_aside(target)) is not None:
-            _err.print(f"moved the previous output aside to {aside}", highlight=False)
+            _err.print(f"moved the previous output aside to {aside}")
         source = _source(
             ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed, set_
         )
-        params = _sampling(source.generation, temperature, top_p, max_tokens)
+        params = sampling_params(source.generation, temperature, top_p, max_tokens)
         if settings.kind == "batch" and settings.ingest is None:
             if not settings.model:
                 raise EngineError("--backend batch needs --model (the model the batch will run)")
@@ -341,22 +336,6 @@ def generate(
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.file_failed:
         raise typer.Exit(EXIT_FAILED_RECORDS)
-
-
-def _sampling(
-    gen: Generation | None, temperature: float | None, top_p: float, max_tokens: int | None
-) -> SamplingParams:
-    """The flags' sampling parameters, the recipe's defaults for those not given."""
-    try:
-        return SamplingParams(
-            temperature=temperature if temperature is not None else gen.temperature if gen else 0.7,
-            top_p=top_p,
-            max_tokens=max_tokens if max_tokens is not None else gen.max_tokens if gen else 1024,
-        )
-    except ValidationError as err:
-        first = err.errors()[0]
-        flag = str(first["loc"][0]).replace("_", "-")
-        raise EngineError(f"--{flag}: {first['msg']}") from None
 
 
 async def _run(

@@ -36,7 +36,7 @@ class RunProgress:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[stats]}"),
-            console=console or Console(stderr=True),
+            console=console or Console(stderr=True, markup=False, emoji=False, highlight=False),
             disable=not enabled,
             refresh_per_second=4,
             speed_estimate_period=10,

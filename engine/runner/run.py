@@ -103,7 +103,7 @@ class Runner:
         self.output = output
         self.manifest = manifest_path(output)
         self.provenance = dict(provenance or {})
-        self._console = console or Console(stderr=True)
+        self._console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
         self._params_json = params.model_dump(mode="json")
         self.identity = RunIdentity(
             source=dict(source or {}),
@@ -135,12 +135,13 @@ class Runner:
         if run is None:
             return
         if run.stop.is_set():
-            self._console.print("[yellow]second interrupt: abandoning in-flight requests[/]")
+            self._console.print("second interrupt: abandoning in-flight requests", style="yellow")
             self.abandon()
             return
         self._console.print(
-            f"[yellow]stopping: finishing {len(run.tasks)} in-flight record(s); "
-            "interrupt again to abandon them[/]"
+            f"stopping: finishing {len(run.tasks)} in-flight record(s); "
+            "interrupt again to abandon them",
+            style="yellow",
         )
         self.request_stop()
 
