@@ -71,10 +71,14 @@ class FalkorStore(GraphStore):
                 f"cannot open the embedded graph at {path}: {err.strerror or err} "
                 "(choose another place with --uri embedded:PATH)"
             ) from None
-        self._db = FalkorDB(unix_socket_path=info.socket)
-        self._graph = self._db.select_graph(settings.graph)
-        if not self._db.connection.exists(settings.graph):  # a new file: reads need the key
-            self._graph.query("RETURN 1")
+        try:
+            self._db = FalkorDB(unix_socket_path=info.socket)
+            self._graph = self._db.select_graph(settings.graph)
+            if not self._db.connection.exists(settings.graph):  # a new file: reads need it
+                self._graph.query("RETURN 1")
+        except RedisError as err:
+            self._server.leave()
+            raise StoreConnectionError(f"cannot use the embedded graph at {path}: {err}") from None
         self._timeout_ms = max(1, round(settings.query_timeout * 1000))
         atexit.register(self.close)
 
