@@ -58,9 +58,11 @@ def check_identity(
             f"{output} holds records of run {stored.fingerprint[:SHORT]}, and this run is "
             f"{mine[:SHORT]} (changed: {changes}): {hint}"
         )
-    others = sorted(run or "none" for run in contents.runs if run != mine)
+    others = sorted(
+        run[:SHORT] if run else "(none: an older kgsynth)" for run in contents.runs if run != mine
+    )
     if others:
-        named = ", ".join(run[:SHORT] for run in others)
+        named = ", ".join(others)
         raise EngineError(
             f"{output} holds records of run {named}, and this run is {mine[:SHORT]}"
             f"{'' if old else ' (its manifest is missing)'}: {hint}"
