@@ -5,6 +5,9 @@ interrupted seed, and problem lists capped, through the real console script."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -13,7 +16,7 @@ import pytest
 from kg.store import GraphStore
 from loaders.files import read_paths
 from loaders.pipeline import load_paths
-from tests.cli import kgsynth, store_env
+from tests.cli import KGSYNTH, kgsynth, store_env
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "tests" / "loaders_fixtures" / "baseline.yaml"
@@ -147,3 +150,26 @@ def test_validate_caps_repeated_problems_with_counts(store: GraphStore) -> None:
         "... and 40 more warning(s) in field 'id' like those above, not shown",
         f"45 error(s); the graph at {store.display_uri} did not validate",
     ]
+
+
+def test_ctrl_c_mid_seed_is_said_and_left_marked_incomplete(store: GraphStore) -> None:
+    """A real `kg seed` interrupted (SIGINT) once its marker says it is writing."""
+    env = store_env(store.settings)
+    proc = subprocess.Popen(
+        [str(KGSYNTH), "--graph", store.settings.graph, "kg", "seed", "--only", "catalogue"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    marker = "MATCH (m:KgsynthMeta {id: 'seed'}) RETURN m.state AS s"
+    while proc.poll() is None and store.read(marker) != [{"s": "writing"}]:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: incomplete seed; run `kgsynth kg seed` again to complete it" in stderr
+    assert "Traceback" not in stderr
+    r = run(store, "kg", "validate")
+    assert r.returncode == 1 and "incomplete seed: a `kg seed` of catalogue" in r.stderr

@@ -75,7 +75,7 @@ EXPECTED: dict[str, tuple[str, int | None]] = {
     "yaml_alias_bomb.yaml": ("YAML aliases expand to more than 10,", 3),
     "clobbers_another_module.yaml": (
         "would change Disease KGS:disease/fix-ad, defined by module 'loader-fixture' (name: "
-        "\"Fixture Alzheimer's disease\" -> \"Not Alzheimer\"; prevalence: 0.109 -> (absent)",
+        '"Fixture Alzheimer\'s disease" -> "Not Alzheimer"; prevalence: 0.109 -> (absent)',
         5,
     ),
 }
