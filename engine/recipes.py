@@ -167,7 +167,8 @@ def compiled_template(recipe: str) -> CompiledTemplate:
 
 
 _LABELS = {"race_ethnicity": "Race/ethnicity", "age_group": "Age group"}
-PersonaLines = tuple[list[tuple[str, str]], list[str]]
+#: tuples of strings, which the garbage collector stops tracking (the cache is large)
+PersonaLines = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
 #: Personas are shared objects within a run (the sampler reuses equal ones), so their
 #: template lines are cached by identity; the persona is kept alive beside its lines.
 _persona_cache: dict[int, tuple[Persona, PersonaLines]] = {}
@@ -194,13 +195,13 @@ def _label(attr: str) -> str:
 
 def _persona_lines(persona: Persona | None) -> PersonaLines:
     if persona is None:
-        return [], []
+        return (), ()
     hit = _persona_cache.get(id(persona))
     if hit is not None and hit[0] is persona:
         return hit[1]
     if len(_persona_cache) >= 200_000:
         _persona_cache.clear()
-    lines = (demographics(persona), [f.name for f in persona.risk_factors])
+    lines = (tuple(demographics(persona)), tuple(f.name for f in persona.risk_factors))
     _persona_cache[id(persona)] = (persona, lines)
     return lines
 
