@@ -52,40 +52,14 @@ from engine.plan import (  # noqa: E402
     spec_request,
 )
 from engine.profile import Target, load_profile  # noqa: E402
-from kg.batch import GraphBatch  # noqa: E402
 from kg.queries import get_query  # noqa: E402
 from kg.settings import GraphSettings  # noqa: E402
 from kg.store import GraphStore, open_store  # noqa: E402
 from kg.store.falkor_store import FalkorStore  # noqa: E402
 from kg.store.writer import write_batch  # noqa: E402
+from loaders.seed import curated_with_codes  # noqa: E402
 
 CASES = [("dualalign", "G30.9"), ("medsyn", "G30.9"), ("mh_report", "F32.9")]
-
-
-def seed_content() -> GraphBatch:
-    """The curated seed modules plus the catalogue codes they use and their ancestors."""
-    from loaders.seed import CURATED, build_part
-
-    batch = GraphBatch()
-    for name in CURATED:
-        part, problems = build_part(name)
-        if any(p.severity == "error" for p in problems):
-            raise SystemExit(f"seed part {name} has errors: {problems[:3]}")
-        batch.merge(part.batch)
-    catalogue = build_part("catalogue")[0].batch
-    parent = {r.end: r for r in catalogue.rels["PARENT_OF"].values()}
-    wanted = {r.end for r in batch.rels.get("CODED_AS", {}).values()}
-    todo = list(wanted)
-    while todo:
-        rel = parent.get(todo.pop())
-        if rel is not None and rel.start not in wanted:
-            wanted.add(rel.start)
-            todo.append(rel.start)
-    for code in sorted(wanted):
-        batch.add_node(catalogue.nodes["IcdCode"][code])
-        if code in parent:
-            batch.add_rel(parent[code])
-    return batch
 
 
 def timed(fn: Callable[[], int], repeat: int) -> tuple[float, float]:
@@ -201,7 +175,7 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {os.cpu_count()} CPUs, load average {load:.1f}; n={args.n}, naive={args.naive}")
-    content = seed_content()
+    content = curated_with_codes()
     # Seeding loads the ICD-10-CM library (~650k objects) that ``kgsynth plan`` never loads;
     # kept out of the collector so its full collections scan what a planning process holds.
     gc.collect()

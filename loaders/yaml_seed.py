@@ -19,7 +19,7 @@ import json.decoder
 import json.scanner
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -90,6 +90,18 @@ def _from_yaml(
     return ctor.construct_object(node)
 
 
+class _Constructor(yaml.constructor.SafeConstructor):
+    """YAML 1.1's safe scalars, whatever other libraries did to PyYAML's shared tables
+    (lm-format-enforcer, imported by the transformers backend, makes every SafeLoader read
+    timestamps as text: a date would then pass as a string where the model wants one)."""
+
+    yaml_constructors: ClassVar[dict[Any, Any]] = {
+        **yaml.constructor.SafeConstructor.yaml_constructors,
+        "tag:yaml.org,2002:timestamp": yaml.constructor.SafeConstructor.construct_yaml_timestamp,
+        "tag:yaml.org,2002:str": yaml.constructor.SafeConstructor.construct_yaml_str,
+    }
+
+
 def node_budget(text: str) -> int:
     """How many nodes a YAML text may expand to: every node takes at least two characters
     of text, so aliases may at most double a file's nodes (bombs stop within the budget)."""
@@ -110,7 +122,7 @@ def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
         )
         if node is None:
             return None, [Problem(Location(name, 1), "", "the file is empty")]
-        ctor = yaml.constructor.SafeConstructor()
+        ctor = _Constructor()
         return _from_yaml(node, ctor, name, problems, budget), problems
     except _TooBig as err:
         return None, [

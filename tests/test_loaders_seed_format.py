@@ -114,3 +114,22 @@ nodes:
     assert "duplicate key (also on line 6)" in problems[0].message
     _, more = parse_items(items)
     assert more and more[0].field == "url" and more[0].location.line == 5
+
+
+def test_dates_stay_dates_after_a_library_patches_pyyaml(tmp_path: Path) -> None:
+    """lm-format-enforcer (the transformers backend's) makes PyYAML's SafeLoader read
+    timestamps as text for the whole process; seed files must still see a date."""
+    import lmformatenforcer  # noqa: F401  (its import patches yaml.SafeLoader)
+    import yaml
+
+    assert isinstance(yaml.safe_load("d: 2024-01-01")["d"], str)  # the patch is in force
+    path = write(
+        tmp_path,
+        "d.yaml",
+        'kgsynth_seed: 1\nmodule: t\nnodes:\n  Source:\n    - id: "S:1"\n'
+        "      citation: first\n      url: 2024-01-01\n",
+    )
+    items, problems = read_seed(path)
+    assert problems == []
+    _, more = parse_items(items)
+    assert [(p.field, p.location.line) for p in more] == [("url", 5)]  # the row's line
