@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.profile import DiseaseProfile
-from kg.coherence import OPEN_AGE_SPAN, UNWEIGHTED_FREQUENCY, age_range, persona_cells, stage_allows
+from kg.coherence import (
+    OPEN_AGE_SPAN,
+    UNWEIGHTED_FREQUENCY,
+    age_range,
+    intersect_bounds,
+    persona_cells,
+    stage_allows,
+)
 
 
 def tvd(observed: Mapping[str, float], expected: Mapping[str, float]) -> float:
@@ -35,16 +42,7 @@ Restriction = tuple[int | None, int | None, str | None]
 def restriction(profile: DiseaseProfile) -> Restriction:
     """(min age, max age, sex) at diagnosis: the disease's bounds and its code's, intersected
     (a sex conflict gives ``"none"``, which no persona meets)."""
-    lo, hi, sex = profile.min_age, profile.max_age, profile.sex
-    code = profile.code_bounds()
-    if code is not None:
-        if code.min_age is not None:
-            lo = code.min_age if lo is None else max(lo, code.min_age)
-        if code.max_age is not None:
-            hi = code.max_age if hi is None else min(hi, code.max_age)
-        if code.sex is not None:
-            sex = code.sex if sex in (None, code.sex) else "none"
-    return lo, hi, sex
+    return intersect_bounds(profile, profile.code_bounds())
 
 
 def expected_attributes(profile: DiseaseProfile) -> dict[str, dict[str, float]]:
