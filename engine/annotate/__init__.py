@@ -1,0 +1,1 @@
+"""Sentences, labels and the checks that turn generated notes into labelled training data."""
