@@ -4,14 +4,21 @@ Rerunning the same command resumes: records already ``ok`` are skipped, ``failed
 retried, and answers already paid for come from the request cache. One process writes an
 output at a time, and an output holds the records of one run identity only.
 
-Exit codes: 0 every record ok; 2 a usage or configuration error (nothing generated, or the
-run was stopped by an error it names); 3 the run finished but some records failed; 130
-interrupted (rerun to resume).
+The gate (``--gate``, on by default) checks every answer before it is written: privacy
+(a shared n-gram with an example note or ``--reference`` corpus), near-duplicates of notes
+already accepted, and diagnosis leakage in pre-diagnosis windows; a rejected answer is
+asked for again with a derived seed (``--regenerate`` times), then the record is written
+``rejected`` with the reason and no text. See docs/gate.md.
+
+Exit codes: 0 every record ok or rejected by the gate; 2 a usage or configuration error
+(nothing generated, or the run was stopped by an error it names); 3 the run finished but
+some records failed; 130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -31,6 +38,7 @@ from engine.cli.options import (
     plan_request,
 )
 from engine.errors import EngineError
+from engine.gate import CHECKS, Check, Gate, GateConfig, load_reference
 from engine.llm.base import LLMRequest, SamplingParams
 from engine.llm.factory import (
     DEFAULT_BATCH,
@@ -41,6 +49,7 @@ from engine.llm.factory import (
 )
 from engine.llm.pricing import PriceTable
 from engine.plan import Planner, sampling_params
+from engine.profile import DiseaseProfile
 from engine.runner.cache import RequestCache
 from engine.runner.lock import OutputLock
 from engine.runner.output import OutputLog, check_output, default_cache_path, set_aside
@@ -75,14 +84,15 @@ def _source(
     n: int | None,
     seed: int,
     settings: list[str] | None,
-) -> JobSource:
+) -> tuple[JobSource, list[DiseaseProfile]]:
+    """The jobs, and the profiles they were planned from (none for a specs file)."""
     if specs is not None:
         if recipe or icd or disease or by_prevalence:
             raise EngineError(
                 "--specs replaces planning: drop --recipe/--icd/--disease/"
                 "--by-prevalence, or drop --specs"
             )
-        return from_specs_file(specs)
+        return from_specs_file(specs), []
     if not recipe or n is None:
         raise EngineError(
             "say what to generate: --recipe R (--icd CODE | --disease NAME | "
@@ -101,7 +111,59 @@ def _source(
     )
     with store_from_context(ctx) as store:
         planner = Planner(store, request)
-    return from_planner(planner)
+    return from_planner(planner), planner.profiles
+
+
+def _checks(value: str) -> tuple[Check, ...]:
+    """``--gate``: ``all``, ``none`` or a comma-separated list of check names."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if names == ["all"]:
+        return CHECKS
+    if names == ["none"]:
+        return ()
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown or not names:
+        raise EngineError(
+            f"--gate {value!r}: expected all, none or a comma-separated list of {', '.join(CHECKS)}"
+        )
+    return tuple(c for c in CHECKS if c in names)
+
+
+def _gate(
+    checks: str,
+    reference: Path | None,
+    reference_field: str,
+    ngram: int,
+    near_duplicate: float,
+    regenerate: int,
+    profiles: list[DiseaseProfile],
+) -> Gate | None:
+    """The gate asked for: the graph's example notes and diagnosis terms, the corpus."""
+    config = GateConfig(
+        checks=_checks(checks), ngram=ngram, near_duplicate=near_duplicate, regenerate=regenerate
+    )
+    if reference is not None and "privacy" not in config.checks:
+        raise EngineError("--reference is read by the privacy check: add it to --gate")
+    if not config.checks:
+        return None
+    docs, digest = [], None
+    if reference is not None:
+        docs = load_reference(reference, reference_field)
+        with reference.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    terms: dict[str, list[str]] = {}
+    for p in profiles:
+        named = terms.setdefault(p.disease_id, [p.disease, *p.synonyms])
+        for code in (*p.codes, *([p.icd] if p.icd else [])):
+            named += [code.code, *([code.title] if code.title else [])]
+    examples = {e.id: e.text for p in profiles for e in p.examples}
+    return Gate(
+        config,
+        references=docs,
+        examples=examples.items(),
+        leakage=terms,
+        reference_digest=f"sha256:{digest}:{reference_field}" if digest else None,
+    )
 
 
 def _backend_settings(
@@ -198,6 +260,14 @@ def _report(summary: RunSummary, backend_name: str) -> None:
         reasons = sorted(summary.failure_reasons.items(), key=lambda kv: -kv[1])
         lines = "".join(f"\n  {count} x {reason}" for reason, count in reasons[:3])
         _err.print(f"failures of this run:{lines}")
+    if summary.gate is not None:
+        g = summary.gate
+        by_check = ", ".join(f"{k} {v}" for k, v in g.rejected.items() if v) or "none"
+        _err.print(
+            f"gate: {g.checked} answer(s) checked, rejected: {by_check}; {g.regenerated} "
+            f"regenerated; {summary.rejected} record(s) rejected "
+            f"({summary.file_rejected} in the file)"
+        )
     if summary.file_failed:
         _err.print(
             f"{summary.file_failed} record(s) failed (see their reason field); "
@@ -280,6 +350,39 @@ def generate(
         bool | None,
         typer.Option("--progress/--no-progress", help="Default: when stderr is a terminal."),
     ] = None,
+    gate: Annotated[
+        str,
+        typer.Option(
+            "--gate",
+            help="Checks before a record is kept: all, none, or a list of "
+            "privacy,near-duplicate,leakage.",
+        ),
+    ] = "all",
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL corpus of real notes the privacy check protects (one per line, "
+            "text in --reference-field, optional id).",
+        ),
+    ] = None,
+    reference_field: Annotated[
+        str, typer.Option(help="Field of --reference lines holding the text.")
+    ] = "text",
+    ngram: Annotated[
+        int, typer.Option(min=1, help="privacy: shared passage length in tokens that rejects.")
+    ] = 12,
+    near_duplicate: Annotated[
+        float,
+        typer.Option(
+            "--near-duplicate",
+            min=0.01,
+            max=1.0,
+            help="near-duplicate: MinHash Jaccard with an accepted note that rejects.",
+        ),
+    ] = 0.8,
+    regenerate: Annotated[
+        int, typer.Option(min=0, help="New answers asked for after a rejection, per record.")
+    ] = 3,
     force_new: Annotated[
         bool,
         typer.Option(
@@ -303,7 +406,7 @@ def generate(
             )
         if force_new and (aside := set_aside(target)) is not None:
             _err.print(f"moved the previous output aside to {aside}")
-        source = _source(
+        source, profiles = _source(
             ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed, set_
         )
         params = sampling_params(source.generation, temperature, top_p, max_tokens)
@@ -327,9 +430,12 @@ def generate(
             progress=sys.stderr.isatty() if progress is None else progress,
             handle_signals=True,
         )
+        checker = _gate(
+            gate, reference, reference_field, ngram, near_duplicate, regenerate, profiles
+        )
         _setup_logging()
         summary = asyncio.run(
-            _run(settings, source, target, params, config, cache, no_cache, prices)
+            _run(settings, source, target, params, config, cache, no_cache, prices, checker)
         )
     _report(summary, settings.kind)
     if summary.status == "interrupted":
@@ -347,6 +453,7 @@ async def _run(
     cache_path: Path | None,
     no_cache: bool,
     prices: Path | None,
+    gate: Gate | None,
 ) -> RunSummary:
     backend = make_backend(settings)
     cache = (
@@ -366,6 +473,7 @@ async def _run(
             source=source.identity,
             provenance=source.provenance,
             console=_err,
+            gate=gate,
         )
         return await runner.run(source.jobs, total=source.total)
     finally:

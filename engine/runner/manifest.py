@@ -1,8 +1,10 @@
 """The run manifest beside an output: its identity, whole-file counts and one entry per run.
 
 It tells the truth about the file: ``records`` counts the latest state per record, and the
-runs' ``ok`` + ``failed`` add up to the lines in the file (a run that was killed before it
-could finish its entry gets the lines it left, counted from the file).
+runs' ``ok`` + ``failed`` + ``rejected`` add up to the lines in the file (a run that was
+killed before it could finish its entry gets the lines it left, counted from the file).
+With a gate, ``gate`` holds its settings and each run entry its counts (answers checked,
+rejected per check, regenerations; ``engine.gate.GateCounts``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _RUN_COUNTS = (
     "skipped",
     "ok",
     "failed",
+    "rejected",
     "cached",
     "attempts",
     "overloads",
@@ -82,7 +85,7 @@ def previous_runs(
     if runs and runs[-1].get("status") == "running":
         last = runs[-1]
         last["status"] = "killed"  # it died before it could finish its entry
-        for status in ("ok", "failed"):
+        for status in ("ok", "failed", "rejected"):
             before = sum(int(r.get(status) or 0) for r in runs[:-1])
             last[status] = contents.lines[status] - before
     return runs
@@ -98,6 +101,7 @@ def build(
     config: dict[str, Any],
     cache: Path | None,
     source: dict[str, Any],
+    gate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     s = state.summary
     limits = [limit for _, limit in state.limiter.trace]
@@ -112,8 +116,13 @@ def build(
         "concurrency": {"min": min(limits), "max": max(limits)},
         "failure_reasons": dict(state.failures.most_common(10)),
     }
+    if state.gate is not None:
+        this_run["gate"] = state.gate.counts.model_dump()
     fps = sorted(state.fingerprints)
     counts = Counter(record.status for record in state.records.values())
+    records = {"ok": counts["ok"], "failed": counts["failed"]}
+    if gate is not None or counts["rejected"]:
+        records["rejected"] = counts["rejected"]
     return {
         "kgsynth_manifest": MANIFEST_VERSION,
         "status": status,
@@ -127,7 +136,8 @@ def build(
         "structured_output": identity.structured_output,
         "config": config,
         "cache": str(cache) if cache else None,
-        "records": {"ok": counts["ok"], "failed": counts["failed"]},
+        "records": records,
+        "gate": gate,
         "source": source,
         "runs": [*state.history, this_run],
         "versions": versions("openai", "aiohttp", "pydantic"),

@@ -1,4 +1,9 @@
-"""What goes in and out of a run: ``GenerationJob`` in, one ``NoteRecord`` line out per try."""
+"""What goes in and out of a run: ``GenerationJob`` in, one ``NoteRecord`` line out per try.
+
+A record is ``ok`` (its ``text`` passed the gate, if one ran), ``failed`` (no usable answer;
+a rerun retries it) or ``rejected`` (every answer the gate allowed was rejected: no text is
+kept, ``gate`` says why; final, a rerun skips it).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.gate import Rejection
 from engine.llm.base import Messages, Usage
 from engine.spec import GenerationSpec
 
-Status = Literal["ok", "failed"]
+Status = Literal["ok", "failed", "rejected"]
 #: why a record failed: the class of its last error (see ``engine.runner.attempts``)
 FailureKind = Literal[
     "transient",
@@ -48,6 +54,15 @@ class Timings(BaseModel):
     last_attempt_s: float | None = None
 
 
+class GateReport(BaseModel):
+    """What the gate did with a record: the answers it rejected, in order, and the seed of
+    the answer kept (``None`` when none was). A rejected answer's text is never stored."""
+
+    regenerations: int = 0
+    seed: int | None = None
+    rejections: list[Rejection] = Field(default_factory=list)
+
+
 class NoteRecord(BaseModel):
     """One output line. Readers take the last line per ``record_id`` (resume appends)."""
 
@@ -73,4 +88,5 @@ class NoteRecord(BaseModel):
     attempts: int
     cached: bool = False
     errors: list[str] = Field(default_factory=list)
+    gate: GateReport | None = None
     timings: Timings

@@ -3,7 +3,9 @@
 ``Runner.run()`` owns the output for the run (one writer: ``OutputLock``), refuses an output
 holding another run identity, then schedules jobs under AIMD concurrency. Each record is
 tried by the ``AttemptPolicy`` (retries, backoff, timeouts) and handed to the ``RecordSink``,
-which writes output, cache and manifest on its own thread. Ctrl-C / SIGTERM: the first
+which writes output, cache and manifest on its own thread. With a ``Gate``, every answer
+passes it before its record is written (``engine.runner.gated``: regenerations, decisions
+in input order for the near-duplicate check). Ctrl-C / SIGTERM: the first
 signal stops new requests and lets in-flight ones finish and be written; a second abandons
 them (nothing is half-written either way). Each ``run()`` has its own ``RunState``.
 """
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from engine.errors import EngineError
+from engine.gate import Gate
 from engine.llm.base import Backend, LLMError, LLMRequest, SamplingParams, json_schema_for
 from engine.llm.parsing import check_response
 from engine.llm.pricing import PriceTable
@@ -31,6 +34,7 @@ from engine.runner import manifest
 from engine.runner.aimd import AimdLimiter
 from engine.runner.attempts import AttemptPolicy, RetrySettings, Tried
 from engine.runner.cache import CachedAnswer, RequestCache
+from engine.runner.gated import Settled, accepted_notes, settle
 from engine.runner.lock import OutputLock
 from engine.runner.output import (
     OutputLog,
@@ -40,9 +44,9 @@ from engine.runner.output import (
     write_manifest,
 )
 from engine.runner.progress import RunProgress
-from engine.runner.records import GenerationJob, NoteRecord, Timings
+from engine.runner.records import GenerationJob, NoteRecord, Status, Timings
 from engine.runner.sink import RecordSink
-from engine.runner.state import RunState, RunSummary, now_iso
+from engine.runner.state import RunState, RunSummary, Turns, now_iso
 
 log = logging.getLogger("kgsynth.runner")
 #: records being worked on at once (in flight, waiting for a slot or backing off)
@@ -76,7 +80,8 @@ class Runner:
     """Runs jobs through one backend into one output file (resuming what it holds).
 
     ``source`` is what decides the jobs (the plan request and KG hash, or a specs file's
-    digest): with backend, model, sampling and structured output it is the run identity.
+    digest): with backend, model, sampling and structured output it is the run identity,
+    and so are the settings of ``gate`` (when one with checks is given).
     """
 
     def __init__(
@@ -92,8 +97,10 @@ class Runner:
         source: Mapping[str, Any] | None = None,
         provenance: Mapping[str, Any] | None = None,
         console: Console | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.backend = backend
+        self.gate = gate if gate is not None and gate.enabled else None
         self.params = params
         self.config = config or RunConfig()
         self.cache = cache if backend.cacheable else None
@@ -105,8 +112,11 @@ class Runner:
         self.provenance = dict(provenance or {})
         self._console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
         self._params_json = params.model_dump(mode="json")
+        decided_by = dict(source or {})
+        if self.gate is not None:
+            decided_by["gate"] = self.gate.identity()
         self.identity = RunIdentity(
-            source=dict(source or {}),
+            source=decided_by,
             backend=backend.name,
             model=backend.model,
             params=self._params_json,
@@ -181,7 +191,7 @@ class Runner:
             cfg.backoff_max_s,
             cfg.max_retry_after_s,
         )
-        return RunState(
+        state = RunState(
             summary=RunSummary(
                 status="complete",
                 output=str(self.output),
@@ -197,6 +207,12 @@ class Runner:
             progress=RunProgress(total, enabled=cfg.progress, console=self._console),
             stop=stop,
         )
+        if self.gate is not None:
+            state.gate = self.gate.start()
+            state.turns = Turns(stop) if self.gate.ordered else None
+            if any(r.status == "ok" for r in contents.records.values()):
+                state.gate.load_accepted(accepted_notes(self.output))
+        return state
 
     async def _locked_run(self, jobs: Iterable[GenerationJob], total: int | None) -> RunSummary:
         out = OutputLog(self.output, self.config.fsync_interval_s)
@@ -223,6 +239,8 @@ class Runner:
             for task in list(run.tasks):
                 task.cancel()
             await asyncio.gather(*run.tasks, return_exceptions=True)
+            if run.turns is not None:
+                run.turns.close()
             if run.manifest_started or status != "aborted":
                 self._finalise(run, status)
             self._run = None
@@ -257,7 +275,7 @@ class Runner:
             if not run.manifest_started:  # only once the output is known to be ours
                 run.manifest_started = True
                 self._write_manifest(run, "running")
-            if prev is not None and prev.status == "ok":
+            if prev is not None and prev.status in ("ok", "rejected"):
                 run.summary.skipped += 1
                 if total is not None:
                     run.progress.set_total(total - run.summary.skipped)
@@ -294,20 +312,22 @@ class Runner:
             if run.stop.is_set():
                 return
             hit = hits.get(key) if key is not None else None
+            cached = None
             if hit is not None:
                 try:
-                    parsed = check_response(request, hit)
+                    cached = Tried(response=hit, parsed=check_response(request, hit))
                 except LLMError:
                     pass  # unusable cached answer: ask again
                 else:
-                    cached = Tried(response=hit, parsed=parsed)
-                    self._write(run, job, fp, cached, time.monotonic(), now_iso(), cached=True)
-                    continue
+                    if run.gate is None:
+                        self._write(run, job, fp, cached, time.monotonic(), now_iso(), cached=True)
+                        continue
             await room.acquire()
             if run.stop.is_set():
                 room.release()
                 return
-            task = asyncio.create_task(self._process(run, job, fp, request, key))
+            seq, run.next_seq = run.next_seq, run.next_seq + 1
+            task = asyncio.create_task(self._process(run, job, fp, request, key, seq, cached))
             run.tasks.add(task)
             task.add_done_callback(lambda t: self._task_done(run, t))
             task.add_done_callback(lambda _: room.release())
@@ -326,17 +346,54 @@ class Runner:
     # -- one record ------------------------------------------------------------------------
 
     async def _process(
-        self, run: RunState, job: GenerationJob, fp: str, request: LLMRequest, key: str | None
+        self,
+        run: RunState,
+        job: GenerationJob,
+        fp: str,
+        request: LLMRequest,
+        key: str | None,
+        seq: int = 0,
+        cached: Tried | None = None,
     ) -> None:
         started, started_at = time.monotonic(), now_iso()
-        tried = await run.policy.attempt(request)
+        tried = cached or await run.policy.attempt(request)
         if tried.stopped:
             return  # stopping: the record stays pending for the next run
         answer = None
-        if tried.response is not None and key is not None:
-            backend = self.backend
+        backend = self.backend
+        if tried.response is not None and key is not None and cached is None:
             answer = CachedAnswer(key, backend.name, backend.model, job.record_id, tried.response)
-        self._write(run, job, fp, tried, started, started_at, answer=answer)
+        if run.gate is None:
+            self._write(run, job, fp, tried, started, started_at, answer=answer)
+            return
+        settled = await settle(
+            run,
+            job,
+            request,
+            tried,
+            seq,
+            backend=(backend.name, backend.model),
+            cache=self.cache,
+            first_cached=cached is not None,
+        )
+        if settled is None:
+            return  # stopping before the gate decided: the record stays pending
+        if settled.answers and self.cache is not None:
+            cache, answers = self.cache, settled.answers
+            run.sink.call(lambda: cache.put_many(answers))
+        self._write(
+            run,
+            job,
+            fp,
+            settled.tried,
+            started,
+            started_at,
+            cached=cached is not None,
+            answer=answer,
+            settled=settled,
+        )
+        if run.turns is not None:
+            run.turns.settle(seq)
 
     def _write(
         self,
@@ -349,16 +406,24 @@ class Runner:
         *,
         cached: bool = False,
         answer: CachedAnswer | None = None,
+        settled: Settled | None = None,
     ) -> None:
         response = tried.response
         usage = response.usage if response else None
-        cost = self.prices.cost(self.backend.model, usage) if self.prices else None
+        status: Status = "ok" if response is not None else "failed"
         last = tried.errors[-1] if response is None and tried.errors else None
+        reason = last.message if last else None
+        if settled is not None:  # gated: usage of every answer; a rejection's reason
+            usage, status = settled.usage, settled.status
+            if status == "rejected":
+                last, final = None, settled.report.rejections[-1]
+                reason = f"{final.check}: {final.detail}"
+        cost = self.prices.cost(self.backend.model, usage) if self.prices else None
         record = NoteRecord(
             record_id=job.record_id,
             record_index=job.record_index,
-            status="ok" if response is not None else "failed",
-            reason=last.message if last else None,
+            status=status,
+            reason=reason,
             failure=last.kind if last else None,
             text=response.text if response else None,
             parsed=tried.parsed,
@@ -374,9 +439,10 @@ class Runner:
             response_id=response.response_id if response else None,
             usage=usage,
             cost_usd=cost,
-            attempts=0 if cached else tried.attempts,
+            attempts=settled.attempts if settled else 0 if cached else tried.attempts,
             cached=cached,
             errors=[str(e) for e in tried.errors],
+            gate=settled.report if settled else None,
             timings=Timings(
                 started_at=started_at,
                 finished_at=now_iso(),
@@ -389,12 +455,14 @@ class Runner:
         s = run.summary
         if record.status == "ok":
             s.ok += 1
+        elif record.status == "rejected":
+            s.rejected += 1
         else:
             s.failed += 1
             run.failures[record.reason or "unknown"] += 1
         if cached:
             s.cached += 1
-        elif usage is not None:
+        if usage is not None and (settled is not None or not cached):
             s.usage = s.usage + usage
             if cost is not None:
                 s.cost_usd = (s.cost_usd or 0.0) + cost
@@ -411,7 +479,9 @@ class Runner:
         s.concurrency_trace = list(run.limiter.trace)
         s.trace_started = run.limiter.started
         s.file_ok = sum(r.status == "ok" for r in run.records.values())
-        s.file_failed = len(run.records) - s.file_ok
+        s.file_rejected = sum(r.status == "rejected" for r in run.records.values())
+        s.file_failed = len(run.records) - s.file_ok - s.file_rejected
+        s.gate = run.gate.counts if run.gate else None
         s.failure_reasons = dict(run.failures.most_common())
         if s.cost_usd is not None:
             s.cost_usd = round(s.cost_usd, 6)
@@ -429,5 +499,6 @@ class Runner:
             config=self.config.model_dump(exclude={"progress", "handle_signals"}),
             cache=self.cache.path if self.cache else None,
             source=self.provenance,
+            gate=self.gate.identity() if self.gate else None,
         )
         run.sink.call(lambda: write_manifest(self.manifest, data))

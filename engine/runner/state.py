@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from engine.gate import GateCounts
+from engine.gate.gate import GateRun
 from engine.llm.base import Usage
 from engine.runner.aimd import AimdLimiter
 from engine.runner.attempts import AttemptPolicy
@@ -34,6 +36,7 @@ class RunSummary(BaseModel):
     skipped: int = 0
     ok: int = 0
     failed: int = 0
+    rejected: int = 0
     cached: int = 0
     attempts: int = 0
     overloads: int = 0
@@ -43,10 +46,54 @@ class RunSummary(BaseModel):
     elapsed_s: float = 0.0
     file_ok: int = 0
     file_failed: int = 0
+    file_rejected: int = 0
+    gate: GateCounts | None = None
     failure_reasons: dict[str, int] = Field(default_factory=dict)
     peak_in_flight: int = 0
     concurrency_trace: list[tuple[float, int]] = Field(default_factory=list)
     trace_started: float = 0.0
+
+
+class Turns:
+    """Gate decisions in input order: record ``seq`` decides once every earlier one settled.
+
+    ``wait`` returns ``False`` instead when the run stops first: the record then stays
+    pending (a later one cannot be decided without it).
+    """
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._next = 0
+        self._settled: set[int] = set()
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._stop = stop
+        self._stopped: asyncio.Task[bool] | None = None
+
+    async def wait(self, seq: int) -> bool:
+        if seq == self._next:
+            return True
+        if self._stop.is_set():
+            return False
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop.wait())
+        turn = self._waiters[seq] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait((turn, self._stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._waiters.pop(seq, None)
+        return turn.done()
+
+    def settle(self, seq: int) -> None:
+        self._settled.add(seq)
+        while self._next in self._settled:
+            self._settled.discard(self._next)
+            self._next += 1
+        turn = self._waiters.get(self._next)
+        if turn is not None and not turn.done():
+            turn.set_result(None)
+
+    def close(self) -> None:
+        if self._stopped is not None:
+            self._stopped.cancel()
 
 
 @dataclass(slots=True)
@@ -68,6 +115,9 @@ class RunState:
     failures: Counter[str] = field(default_factory=Counter)
     fatal: BaseException | None = None
     manifest_started: bool = False
+    gate: GateRun | None = None
+    turns: Turns | None = None
+    next_seq: int = 0
 
     @property
     def records(self) -> dict[str, RecordState]:

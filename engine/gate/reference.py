@@ -1,0 +1,62 @@
+"""A user-supplied reference corpus: JSONL, one document per line, its text in one field.
+
+Each line is a JSON object; ``field`` (default ``text``) holds the document's text and an
+optional ``id`` names it (else ``FILE:LINE``). Blank lines are skipped. Anything else is one
+clear error naming the file, line and field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.errors import EngineError
+
+
+class ReferenceDoc(BaseModel):
+    """One protected text and the name a rejection reports for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    text: str
+
+
+def _docs(path: Path, field: str) -> Iterator[ReferenceDoc]:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            where = f"--reference {path}, line {number}"
+            try:
+                item = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                raise EngineError(f"{where}: not UTF-8 text ({err.reason})") from None
+            except ValueError as err:
+                raise EngineError(f"{where}: not JSON ({err})") from None
+            if not isinstance(item, dict):
+                raise EngineError(f"{where}: expected a JSON object with a {field!r} field")
+            text = item.get(field)
+            if not isinstance(text, str):
+                found = "missing" if text is None else f"a {type(text).__name__}"
+                raise EngineError(
+                    f"{where}: field {field!r} is {found}, expected the document's text as a "
+                    "string (choose the field with --reference-field)"
+                )
+            name = item.get("id")
+            doc_id = str(name) if name is not None else f"{path.name}:{number}"
+            yield ReferenceDoc(id=doc_id, text=text)
+
+
+def load_reference(path: Path, field: str = "text") -> list[ReferenceDoc]:
+    """Every document of the corpus at ``path``; one clear error for a bad file or line."""
+    try:
+        docs = list(_docs(path, field))
+    except OSError as err:
+        raise EngineError(f"--reference {path}: {err.strerror or err}") from None
+    if not docs:
+        raise EngineError(f"--reference {path} holds no documents")
+    return docs
