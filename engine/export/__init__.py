@@ -1,0 +1,1 @@
+"""Exports of generated notes to other formats (FHIR R4)."""
