@@ -14,6 +14,7 @@ import importlib.metadata
 import json
 import platform
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -75,8 +76,9 @@ class RunIdentity(BaseModel):
     params: dict[str, Any]
     structured_output: str | None = None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """sha256 of the identity (computed once: the runner stamps it on every record)."""
         return sha256_hex({"v": FINGERPRINT_VERSION, **self.model_dump(mode="json")})
 
     def differences(self, other: RunIdentity) -> list[str]:

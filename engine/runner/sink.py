@@ -2,7 +2,10 @@
 
 One worker thread owns the output file and the request cache. The event loop only queues
 work: ``write`` (a record and, for a fresh answer, its cache entry), ``lookup`` (awaitable
-cache reads) and ``call`` (a manifest write). The worker drains whatever has queued up and
+cache reads) and ``call`` (a manifest write). Writes are gathered on the loop and handed to
+the worker once per loop iteration (one queue put and one thread wake-up for all the records
+finished in it, not one per record); a ``lookup`` or ``call`` hands over what is gathered
+first, so queue order is the order of the calls. The worker drains whatever has queued up and
 handles it as one batch: the records between two calls have their cache answers committed
 in one transaction and are then appended in one ``write``; calls run in queue order; the
 lookups are answered in one query at the end. An answer is therefore always in the cache
@@ -41,7 +44,7 @@ class _Call:
     fn: Callable[[], None]
 
 
-_Item = _Write | _Lookup | _Call | None  # None: finish and stop
+_Item = list[_Write] | _Lookup | _Call | None  # None: finish and stop
 
 
 class RecordSink:
@@ -54,6 +57,7 @@ class RecordSink:
         self._thread = threading.Thread(target=self._work, name="kgsynth-sink", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
+        self._gathered: list[_Write] = []  # writes of this loop iteration, not yet queued
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -65,10 +69,21 @@ class RecordSink:
 
     def write(self, record: NoteRecord, answer: CachedAnswer | None = None) -> None:
         self._check()
-        self._queue.put(_Write(record, answer))
+        self._gathered.append(_Write(record, answer))
+        if len(self._gathered) == 1:
+            if self._loop is None:
+                self._hand_over()
+            else:
+                self._loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        if self._gathered:
+            self._queue.put(self._gathered)
+            self._gathered = []
 
     def call(self, fn: Callable[[], None]) -> None:
         self._check()
+        self._hand_over()
         self._queue.put(_Call(fn))
 
     async def lookup(self, keys: list[str]) -> dict[str, LLMResponse]:
@@ -76,12 +91,14 @@ class RecordSink:
         self._check()
         assert self._loop is not None, "start() the sink first"
         future: asyncio.Future[dict[str, LLMResponse]] = self._loop.create_future()
+        self._hand_over()
         self._queue.put(_Lookup(keys, future))
         return await future
 
     async def aclose(self) -> None:
         """Write what is queued, close the output, stop the worker; raise a write error."""
         if self._thread.is_alive():
+            self._hand_over()
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
         self._check()
@@ -111,11 +128,11 @@ class RecordSink:
         except OSError as err:
             self._error = self._error or err
 
-    def _handle(self, items: list[_Write | _Lookup | _Call]) -> None:
+    def _handle(self, items: list[list[_Write] | _Lookup | _Call]) -> None:
         writes: list[_Write] = []
         for item in items:  # calls in queue order: records queued before a call precede it
-            if isinstance(item, _Write):
-                writes.append(item)
+            if isinstance(item, list):
+                writes += item
             elif isinstance(item, _Call):
                 self._flush(writes)
                 writes = []
