@@ -1,0 +1,158 @@
+"""``kgsynth export fhir``: a FHIR R4 Bundle of DocumentReferences, validated, ok notes only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.documentreference import DocumentReference
+from pydantic import ValidationError
+
+from engine.runner.records import NoteRecord
+from tests.test_dataset_inputs import failed, generate, kgsynth, rejected, write_jsonl
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def notes(graph: Path, tmp_path_factory: pytest.TempPathFactory) -> list[NoteRecord]:
+    out = tmp_path_factory.mktemp("fhir") / "gen.jsonl"
+    generate(graph, out, "--recipe", "dualalign", "--icd", "G30.9,G30.0", "-n", "3")
+    generate(graph, out.with_name("mh.jsonl"), "--recipe", "mh_report", "--icd", "F32.9", "-n", "2")
+    lines = [*out.read_text().splitlines(), *out.with_name("mh.jsonl").read_text().splitlines()]
+    return [NoteRecord.model_validate_json(line) for line in lines]
+
+
+def export(notes_file: Path, out: Path, *args: str) -> Bundle:
+    done = kgsynth("export", "fhir", str(notes_file), "-o", str(out), *args)
+    assert done.returncode == 0, done.stderr
+    return Bundle.model_validate_json(out.read_bytes())
+
+
+def test_bundle_validates_and_carries_text_codes_tag_and_ids(
+    notes: list[NoteRecord], tmp_path: Path
+) -> None:
+    rejected_note, failed_note, kept = notes[0], notes[4], notes[1:4] + notes[5:]
+    lines = [n.model_dump_json() for n in notes] + [rejected(rejected_note), failed(failed_note)]
+    bundle = export(write_jsonl(tmp_path / "notes.jsonl", lines), tmp_path / "bundle.json")
+    assert bundle.type == "collection"
+    assert bundle.__resource_type__ == "Bundle"
+    entries = bundle.entry or []
+    by_id = {}
+    for entry in entries:
+        doc = entry.resource
+        assert isinstance(doc, DocumentReference)
+        assert entry.fullUrl == f"urn:uuid:{doc.id}"
+        assert doc.identifier is not None and doc.identifier[0].system == "urn:kgsynth:record-id"
+        by_id[doc.identifier[0].value] = doc
+    assert sorted(by_id) == sorted(n.record_id for n in kept)
+    json_data = {
+        e["resource"]["identifier"][0]["value"]: e["resource"]["content"][0]["attachment"]
+        for e in json.loads((tmp_path / "bundle.json").read_text())["entry"]
+    }
+    for note in kept:
+        doc = by_id[note.record_id]
+        assert (doc.status, doc.docStatus) == ("current", "final")
+        assert doc.meta is not None and doc.meta.tag is not None
+        tag = doc.meta.tag[0]
+        assert (tag.system, tag.code) == (
+            "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+            "HTEST",
+        )
+        attachment = doc.content[0].attachment
+        assert attachment.contentType == "text/plain; charset=utf-8"
+        assert note.text is not None and attachment.data is not None
+        raw = note.text.encode("utf-8")
+        assert attachment.data == raw  # fhir.resources decodes base64Binary to bytes
+        assert json_data[note.record_id]["data"] == base64.b64encode(raw).decode("ascii")
+        assert attachment.size == len(raw)
+        assert attachment.hash == hashlib.sha1(raw).digest()
+        assert doc.context is not None and doc.context.event is not None
+        coding = doc.context.event[0].coding[0]
+        assert note.spec is not None
+        assert (coding.system, coding.code, coding.display) == (
+            "http://hl7.org/fhir/sid/icd-10-cm",
+            note.spec.icd_code,
+            note.spec.icd_title,
+        )
+        assert doc.date is not None
+    assert {c for d in by_id.values() for c in [d.context.event[0].coding[0].code]} == {  # type: ignore[union-attr, index]
+        "G30.9",
+        "G30.0",
+        "F32.9",
+    }
+    # the failed and rejected notes' text is nowhere in the file, in base64 or plain
+    data = (tmp_path / "bundle.json").read_text()
+    for note in (rejected_note, failed_note):
+        assert note.record_id not in data
+        assert note.text is not None
+        assert base64.b64encode(note.text.encode()).decode() not in data
+
+
+def test_the_bundle_is_the_same_whatever_the_input_order(
+    notes: list[NoteRecord], tmp_path: Path
+) -> None:
+    lines = [n.model_dump_json() for n in notes]
+    export(write_jsonl(tmp_path / "a.jsonl", lines), tmp_path / "a.json")
+    random.Random(3).shuffle(lines)
+    export(write_jsonl(tmp_path / "b.jsonl", lines), tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+def test_the_validator_checks_structure_and_formats_and_our_codes_are_r4s(
+    notes: list[NoteRecord], tmp_path: Path
+) -> None:
+    """fhir.resources checks cardinality, unknown fields and primitive formats (not
+    terminology bindings), so a bundle it accepts is structurally valid; the codes with a
+    required binding are checked here against the R4 value sets."""
+    export(write_jsonl(tmp_path / "n.jsonl", [notes[1].model_dump_json()]), tmp_path / "b.json")
+    data = json.loads((tmp_path / "b.json").read_text())
+    resource = data["entry"][0]["resource"]
+    # required value sets (R4): bundle-type, document-reference-status, composition-status
+    assert data["type"] in {
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    }
+    assert resource["status"] in {"current", "superseded", "entered-in-error"}
+    assert resource["docStatus"] in {"preliminary", "final", "amended", "entered-in-error"}
+    for field, value in (
+        ("status", None),
+        ("content", None),
+        ("date", "yesterday"),
+        ("note", "an unknown field"),
+    ):
+        broken = json.loads(json.dumps(data))
+        if value is None:
+            del broken["entry"][0]["resource"][field]
+        else:
+            broken["entry"][0]["resource"][field] = value
+        with pytest.raises(ValidationError, match=f"entry.0.resource.{field}"):
+            Bundle.model_validate(broken)
+
+
+def test_an_output_that_is_not_a_bundle_is_kept_unless_forced(
+    notes: list[NoteRecord], tmp_path: Path
+) -> None:
+    src = write_jsonl(tmp_path / "n.jsonl", [n.model_dump_json() for n in notes])
+    done = kgsynth("export", "fhir", str(src), "-o", str(src))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: -o {src} exists and is not a FHIR Bundle; name another file, or pass --force"
+    )
+    assert len(src.read_text().splitlines()) == len(notes)
+    missing = tmp_path / "none.jsonl"
+    done = kgsynth("export", "fhir", str(missing), "-o", str(tmp_path / "b.json"))
+    assert (done.returncode, done.stderr.strip()) == (2, f"error: {missing}: no such notes file")
+    assert not (tmp_path / "b.json").exists()
