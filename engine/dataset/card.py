@@ -136,9 +136,11 @@ def _gate(s: DatasetSummary) -> list[str]:
     if s.gate is None:
         return [*out, f"Gate: none recorded ({where}); the notes were not gated."]
     out += ["", f"Gate settings ({where}):"]
-    out += [f"- {k}: {json.dumps(v, sort_keys=True)}" for k, v in s.gate["settings"].items()]
+    out += [
+        f"- {k}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(s.gate["settings"].items())
+    ]
     out += ["", "Gate counts (all runs of the notes file):"]
-    out += [f"- {k}: {json.dumps(v, sort_keys=True)}" for k, v in s.gate["counts"].items()]
+    out += [f"- {k}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(s.gate["counts"].items())]
     return out
 
 
