@@ -332,3 +332,68 @@ def test_input_errors_are_one_line_and_write_nothing(inputs: Inputs, tmp_path: P
         with pytest.raises(EngineError, match=f"^--ratios '{bad}': "):
             parse_ratios(bad)
     assert parse_ratios("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
+
+
+def test_a_gated_run_gives_a_dataset_and_bundle_without_its_rejected_notes(
+    graph: Path, tmp_path: Path
+) -> None:
+    """The real gate rejects the two notes whose opening line is in the reference corpus."""
+    plain = generate(
+        graph,
+        tmp_path / "plain.jsonl",
+        "--recipe",
+        "dualalign",
+        "--icd",
+        "G30.9",
+        "-n",
+        "6",
+        "--seed",
+        "5",
+    )
+    first_lines = [
+        json.loads(line)["text"].splitlines()[0] for line in plain.read_text().splitlines()
+    ]
+    reference = write_jsonl(
+        tmp_path / "reference.jsonl", [json.dumps({"text": first_lines[i]}) for i in (0, 3)]
+    )
+    gated = generate(
+        graph,
+        tmp_path / "gated.jsonl",
+        "--recipe",
+        "dualalign",
+        "--icd",
+        "G30.9",
+        "-n",
+        "6",
+        "--seed",
+        "5",
+        "--gate",
+        "privacy",
+        "--reference",
+        str(reference),
+    )
+    records = [json.loads(line) for line in gated.read_text().splitlines()]
+    status = {r["record_id"]: r["status"] for r in records}
+    bad = {rid for rid, s in status.items() if s == "rejected"}
+    assert bad == {"dualalign-5-00000000", "dualalign-5-00000003"}
+    ok = [NoteRecord.model_validate(r) for r in records if r["status"] == "ok"]
+    annotations = write_jsonl(
+        tmp_path / "annotations.jsonl", [annotate(n).model_dump_json() for n in ok]
+    )
+    out = tmp_path / "ds"
+    done = kgsynth(
+        "dataset", "build", "--notes", str(gated), "--annotations", str(annotations), "-o", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [r for s in SPLITS for r in jsonl_rows(out, s)]
+    assert {r["record_id"] for r in rows} == set(status) - bad
+    card = (out / "README.md").read_text()
+    assert "Rejected notes in the notes file: 2 (never in this dataset)." in card
+    assert "- records_rejected: 2" in card
+    assert '- checks: ["privacy"]' in card
+    for rid in bad:
+        assert rid not in card
+    # the rejected notes' opening sentences (as the ungated run wrote them) are in no row
+    plain_notes = [NoteRecord.model_validate_json(line) for line in plain.read_text().splitlines()]
+    opening = {annotate(plain_notes[i]).sentences[0].sentence.text for i in (0, 3)}
+    assert len(opening) == 2 and not opening & {r["text"] for r in rows}
