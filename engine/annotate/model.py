@@ -54,6 +54,7 @@ class Mention(_Frozen):
     category_id: str | None = None
     negated: bool = False
     uncertain: bool = False
+    hypothetical: bool = False
     historical: bool = False
     family: bool = False
 
