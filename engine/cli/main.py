@@ -12,6 +12,8 @@ import typer
 from rich.text import Text
 
 from engine.cli import audit as audit_cli
+from engine.cli import dataset as dataset_cli
+from engine.cli import export as export_cli
 from engine.cli import generate as generate_cli
 from engine.cli import plan as plan_cli
 from kg.cli import kg_app, make_console
@@ -82,6 +84,8 @@ app.add_typer(kg_app, name="kg")
 plan_cli.register(app)
 generate_cli.register(app)
 audit_cli.register(app, kg_app)
+dataset_cli.register(app)
+export_cli.register(app)
 
 _err = make_console(stderr=True)
 
