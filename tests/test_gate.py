@@ -11,10 +11,14 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from datasketch import MinHash
 
 from engine.errors import EngineError
 from engine.gate import Gate, GateConfig, ReferenceDoc, load_reference
+from engine.gate.neardup import NearDuplicateIndex
+from engine.gate.text import TokenHasher, ngram_hashes, tokens
 from engine.spec import GenerationSpec, WindowRef
 
 EXAMPLES = {
@@ -327,3 +331,26 @@ def test_reference_corpus_errors_name_file_line_and_field(tmp_path: Path) -> Non
         load_reference(binary)
     with pytest.raises(EngineError, match="No such file"):
         load_reference(tmp_path / "missing.jsonl")
+
+
+def test_sketches_are_the_values_datasketch_minhash_computes() -> None:
+    index, hasher = NearDuplicateIndex(0.8), TokenHasher()
+    for text in [*EXAMPLES.values(), *FILLER, "two words"]:
+        token_hashes = hasher.hashes(tokens(text))
+        shingles = index.shingles(token_hashes)
+        reference = MinHash(num_perm=128, seed=1, hashfunc=int)
+        reference.update_batch(shingles.tolist())
+        assert np.array_equal(index.sketch(token_hashes).hashvalues, reference.hashvalues)
+
+
+def test_ngram_hashes_are_the_polynomial_of_the_token_hashes() -> None:
+    hasher = TokenHasher()
+    values = hasher.hashes(tokens(EXAMPLES["KGS:note/ex-1"]))
+    prime, mask = 0x100000001B3, (1 << 64) - 1
+    for n in (1, 3, 12):
+        expected = [
+            sum(int(values[i + j]) * pow(prime, n - 1 - j, 1 << 64) for j in range(n)) & mask
+            for i in range(len(values) - n + 1)
+        ]
+        assert ngram_hashes(values, n).tolist() == expected
+    assert len(ngram_hashes(values[:5], 12)) == 0

@@ -19,7 +19,7 @@ from engine.gate.leakage import LeakageTerms
 from engine.gate.neardup import NearDuplicateIndex
 from engine.gate.privacy import NgramIndex
 from engine.gate.reference import ReferenceDoc
-from engine.gate.text import TokenHasher, tokens
+from engine.gate.text import U64, TokenHasher, tokens
 from engine.spec import GenerationSpec
 
 Check = Literal["privacy", "leakage", "near-duplicate"]
@@ -154,6 +154,15 @@ class GateRun:
             if gate.ordered
             else None
         )
+        self._last: tuple[str, list[str], U64] | None = None
+
+    def _prepare(self, text: str) -> tuple[list[str], U64]:
+        """Tokens and token hashes of ``text`` (the last text's are kept: ``screen`` and
+        ``sketch`` of one answer tokenise it once)."""
+        if self._last is None or self._last[0] != text:
+            toks = tokens(text)
+            self._last = (text, toks, self.gate.hasher.hashes(toks))
+        return self._last[1], self._last[2]
 
     def _reject(self, rejection: Rejection) -> Rejection:
         self.counts.rejected[rejection.check] += 1
@@ -168,7 +177,7 @@ class GateRun:
         if privacy is not None:
             if spec is not None and spec.examples:
                 privacy.add((e.id, e.text) for e in spec.examples if e.id not in privacy)
-            shared = privacy.find(text)
+            shared = privacy.find_tokens(*self._prepare(text))
             if shared is not None:
                 return self._reject(
                     Rejection(
@@ -206,7 +215,7 @@ class GateRun:
     def sketch(self, text: str) -> LeanMinHash | None:
         if self.near is None:
             return None
-        return self.near.sketch(self.gate.hasher.hashes(tokens(text)))
+        return self.near.sketch(self._prepare(text)[1])
 
     def near_duplicate(
         self, sketch: LeanMinHash | None, attempt: int = 0, seed: int | None = None

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 _APOSTROPHE = re.compile(r"['’]")
 _SPACE = re.compile(r"[\s\-]+")
+_FIRST = re.compile(r"[^\W_]+")
 _CODE = re.compile(r"^[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?$")
+
+
+def _acronym(term: str) -> bool:
+    return len(term) <= 5 and not any(c.islower() for c in term) and not _CODE.match(term)
 
 
 def _pattern(term: str) -> str:
@@ -27,8 +32,7 @@ def _pattern(term: str) -> str:
         pieces = _APOSTROPHE.split(word)
         parts.append("['’]?".join(re.escape(p) for p in pieces))
     body = r"[\s\-]+".join(parts)
-    acronym = len(term) <= 5 and not any(c.islower() for c in term)
-    return body if acronym else f"(?i:{body})"
+    return body if _acronym(term) else f"(?i:{body})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +58,19 @@ class LeakageTerms:
         alternatives = "|".join(f"(?P<t{i}>{_pattern(t)})" for i, t in enumerate(self.terms))
         pattern = rf"(?<![^\W_])(?:{alternatives})(?![^\W_])"
         self._regex = re.compile(pattern) if self.terms else None
+        # a cheap pre-test: every match starts with a term's first word (acronyms as written)
+        self._acronyms = tuple(t for t in self.terms if _acronym(t))
+        heads = (_FIRST.match(t) for t in self.terms if not _acronym(t))
+        self._heads = tuple({m.group(0).lower() for m in heads if m})
 
     def find(self, text: str) -> Leak | None:
         """The first mention of a term in ``text``, or ``None``."""
         if self._regex is None:
+            return None
+        lowered = text.lower()
+        if not any(h in lowered for h in self._heads) and not any(
+            a in text for a in self._acronyms
+        ):
             return None
         match = self._regex.search(text)
         if match is None:

@@ -1,8 +1,10 @@
 """The near-duplicate check: MinHash (datasketch) over word shingles, LSH for candidates.
 
 A note's shingles are its ``k``-token windows (hashed as in ``engine.gate.text``, folded to
-32 bits); its sketch is a datasketch ``MinHash`` (scheme ``affine32``, fixed seed, so the
-same in every process) filled with ``update_batch``. ``MinHashLSH`` proposes candidates;
+32 bits); its sketch is datasketch's ``affine32`` MinHash of them (fixed seed, so the same in
+every process): the values ``MinHash.update_batch`` computes, with its own permutations,
+taken as one numpy expression instead of a Python loop over shingles, and held as a
+``LeanMinHash`` (tests/test_gate.py checks them equal). ``MinHashLSH`` proposes candidates;
 each is confirmed by the estimated Jaccard (the share of equal sketch values) against the
 threshold, and the most similar confirmed one is reported.
 """
@@ -18,6 +20,20 @@ from numpy.typing import NDArray
 from engine.gate.text import U64, ngram_hashes
 
 _SCHEME = "affine32"
+
+
+_S16, _S13 = np.uint32(16), np.uint32(13)
+_M1, _M2 = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
+
+
+def _fmix32(values: NDArray[np.uint32]) -> NDArray[np.uint32]:
+    """MurmurHash3's 32-bit finalizer, the pre-mix of datasketch's affine32 scheme."""
+    h = values ^ (values >> _S16)
+    h *= _M1
+    h ^= h >> _S13
+    h *= _M2
+    h ^= h >> _S16
+    return h
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +54,8 @@ class NearDuplicateIndex:
         self.shingle = shingle
         self.num_perm = num_perm
         self.seed = seed
-        self._perms = MinHash(num_perm=num_perm, seed=seed, scheme=_SCHEME).permutations
+        perms = MinHash(num_perm=num_perm, seed=seed, scheme=_SCHEME).permutations
+        self._perms = (np.asarray(perms[0], np.uint32), np.asarray(perms[1], np.uint32))
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._rows: list[NDArray[np.uint32]] = []
         self._keys: dict[str, int] = {}
@@ -46,20 +63,21 @@ class NearDuplicateIndex:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def sketch(self, token_hashes: U64) -> LeanMinHash:
-        """The MinHash of a note's shingles (the whole note as one shingle when shorter)."""
+    def shingles(self, token_hashes: U64) -> NDArray[np.uint32]:
+        """A note's distinct shingle hashes (the whole note as one shingle when shorter)."""
         grams = ngram_hashes(token_hashes, min(self.shingle, max(len(token_hashes), 1)))
-        folded = np.unique((grams ^ (grams >> np.uint64(32))).astype(np.uint32))
-        m = MinHash(
-            num_perm=self.num_perm,
-            seed=self.seed,
-            hashfunc=int,
-            permutations=self._perms,
-            scheme=_SCHEME,
-        )
-        if len(folded):
-            m.update_batch(folded.tolist())
-        return LeanMinHash(m)
+        return np.unique((grams ^ (grams >> np.uint64(32))).astype(np.uint32))
+
+    def sketch(self, token_hashes: U64) -> LeanMinHash:
+        """The MinHash of a note's shingles: ``MinHash.update_batch``'s values, vectorised."""
+        shingles = self.shingles(token_hashes)
+        a, b = self._perms
+        if len(shingles):
+            mixed = _fmix32(shingles)[:, None]
+            values = (mixed * a[None, :] + b[None, :]).min(axis=0)
+        else:
+            values = np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+        return LeanMinHash(seed=self.seed, hashvalues=values, scheme=_SCHEME)
 
     def query(self, sketch: LeanMinHash) -> Similar | None:
         """The most similar indexed note with estimated Jaccard >= threshold, or ``None``."""

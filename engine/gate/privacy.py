@@ -75,7 +75,11 @@ class NgramIndex:
     def find(self, text: str) -> SharedPassage | None:
         """The first n-gram of ``text`` that a protected text holds, or ``None``."""
         toks = tokens(text)
-        grams = ngram_hashes(self.hasher.hashes(toks), self.n)
+        return self.find_tokens(toks, self.hasher.hashes(toks))
+
+    def find_tokens(self, toks: list[str], token_hashes: U64) -> SharedPassage | None:
+        """``find`` for a text already tokenised and hashed (with this index's hasher)."""
+        grams = ngram_hashes(token_hashes, self.n)
         if not len(grams):
             return None
         best: tuple[int, int] | None = None
