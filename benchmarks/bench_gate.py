@@ -225,7 +225,9 @@ def build(n_notes: int, n_ref: int, seed: int) -> Built:
     """Notes, reference texts, each note's window (pre-diagnosis?) and the planted items."""
     rng = random.Random(seed)
     refs = [reference_note(rng) for _ in range(n_ref)]
-    notes, pre, planted = [], [], {}
+    notes: list[str] = []
+    pre: list[bool] = []
+    planted: dict[int, str] = {}
     for i in range(n_notes):
         note = generated_note(rng)
         before = rng.random() < 0.8
