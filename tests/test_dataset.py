@@ -22,6 +22,7 @@ from engine.annotate.model import NO_SYMPTOM, AnnotatedNote
 from engine.dataset.build import build_dataset
 from engine.dataset.splits import SplitConfig, SplitMethod, parse_ratios
 from engine.errors import EngineError
+from engine.provenance import sha256_hex
 from engine.runner.records import NoteRecord
 from tests.test_dataset_inputs import annotate, failed, generate, kgsynth, rejected, write_jsonl
 
@@ -173,6 +174,8 @@ def test_jsonl_parquet_and_hf_hold_the_same_rows_with_class_labels(
         text, start, label, note = expected[(row["record_id"], row["sentence_index"])]
         assert (row["text"], row["start"]) == (text, start)
         assert note.text is not None and note.text[row["start"] : row["end"]] == row["text"]
+        assert row["note_fingerprint"] == sha256_hex(note.text)
+        assert row["generation_fingerprint"] == note.fingerprint
         assert (
             names[row["label"]]
             == row["label_name"]
@@ -187,7 +190,6 @@ def test_jsonl_parquet_and_hf_hold_the_same_rows_with_class_labels(
         assert row["window_name"] == note.spec.window.name
         assert row["window_order"] == note.spec.window.order
         assert row["kg_hash"] == note.spec.kg_hash
-        assert row["note_fingerprint"] == note.fingerprint
         assert (row["annotator"], row["annotation_fingerprint"]) == ("rules", "a" * 64)
         assert (row["backend"], row["model"]) == ("template", "rule-based")
 
@@ -321,6 +323,11 @@ def test_input_errors_are_one_line_and_write_nothing(inputs: Inputs, tmp_path: P
     message = error("--annotations", str(stale_file))
     assert f"stale.jsonl, line 6: record {stale[5]['record_id']}, sentence 1: offsets" in message
     # a second label scheme
+    other_text = [json.loads(line) for line in inputs.annotation_lines]
+    other_text[4]["note_fingerprint"] = sha256_hex("another text")
+    other_file = write_jsonl(tmp_path / "other.jsonl", [json.dumps(a) for a in other_text])
+    with pytest.raises(EngineError, match=r"other\.jsonl, line 5: record \S+ was annotated from "):
+        build_here(inputs, out, annotations=other_file)
     mixed = [json.loads(line) for line in inputs.annotation_lines]
     mixed[7]["scheme"] = "jmir"
     mixed_file = write_jsonl(tmp_path / "mixed.jsonl", [json.dumps(a) for a in mixed])

@@ -12,6 +12,7 @@ from engine.annotate.model import AnnotatedNote, Label, Mention, Realisation, Se
 from engine.annotate.model import SentenceAnnotation as SA
 from engine.dataset.build import build_dataset
 from engine.dataset.splits import SplitConfig
+from engine.provenance import sha256_hex
 from engine.runner.records import NoteRecord, Timings
 from engine.spec import GenerationSpec, Keyword, Persona, WindowRef
 
@@ -108,7 +109,7 @@ def annotation(rid: str, *sentences: SA, **extra: object) -> str:
         backend="openai",
         model="judge-1",
         scheme="toy",
-        note_fingerprint="n" * 64,
+        note_fingerprint=sha256_hex(TEXTS[rid]),
         fingerprint="z" * 64,
         sentences=sentences,
         **{"status": "ok", **extra},  # type: ignore[arg-type]

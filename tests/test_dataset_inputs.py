@@ -1,8 +1,8 @@
 """Dataset inputs: notes from the real ``generate`` CLI, annotations made here, bad input.
 
-The annotations are built in the test by a second, independent method (sentences by a
-regular expression, labels from the keywords each spec requested), so the dataset's rows,
-splits and counts can be checked against values computed here. Other dataset and export
+The annotations are built in the test (sentences from the real segmenter, labels from the
+keywords each spec requested), so the dataset's rows, splits and counts can be checked
+against values computed here from them. Other dataset and export
 tests import the helpers below.
 """
 
@@ -21,16 +21,17 @@ from engine.annotate.model import (
     Label,
     Mention,
     Realisation,
-    Sentence,
     SentenceAnnotation,
 )
+from engine.annotate.notes import note_text
+from engine.annotate.segment import segment
 from engine.dataset.inputs import read_annotations, read_notes
 from engine.errors import EngineError
+from engine.provenance import sha256_hex
 from engine.runner.records import NoteRecord
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
-_SENTENCE = re.compile(r"[^.\n]+\.?")
 # the real entry point, with the dataset/export groups added if main.py does not add them yet
 _MAIN = """
 import sys
@@ -66,34 +67,28 @@ def generate(graph: Path, out: Path, *args: str) -> Path:
 
 
 def annotate(note: NoteRecord) -> AnnotatedNote:
-    """Rule annotation: regex sentences, each labelled by the first requested keyword in it."""
-    assert note.text is not None and note.spec is not None
+    """Rule annotation: the real segmenter's sentences, each labelled by the first keyword
+    of its spec found in it (every keyword found is a mention; the second one negated)."""
+    assert note.spec is not None
+    text = note_text(note.text, note.parsed)
     sentences = []
     realisations: dict[str, Realisation] = {}
-    for index, m in enumerate(_SENTENCE.finditer(note.text)):
-        text = m.group().strip()
-        start = m.start() + m.group().index(text)
-        hits = [k for k in note.spec.keywords if k.text in text]
+    for sentence in segment(text):
+        hits = [k for k in note.spec.keywords if k.text in sentence.text]
         label = (
             Label(category_id=hits[0].category_id, category=hits[0].category) if hits else Label()
         )
+        at = [sentence.start + sentence.text.index(k.text) for k in hits]
         mentions = tuple(
             Mention(
-                start=start + text.index(k.text),
-                end=start + text.index(k.text) + len(k.text),
+                start=start,
+                end=start + len(k.text),
                 text=k.text,
                 symptom_id=k.symptom_id,
                 category_id=k.category_id,
                 negated=i == 1,
             )
-            for i, k in enumerate(hits)
-        )
-        sentence = Sentence(
-            index=index,
-            start=start,
-            end=start + len(text),
-            text=text,
-            section=text.split(":")[0] if ":" in text[:20] else None,
+            for i, (k, start) in enumerate(zip(hits, at, strict=True))
         )
         sentences.append(SentenceAnnotation(sentence=sentence, label=label, mentions=mentions))
         for k in hits:
@@ -101,7 +96,10 @@ def annotate(note: NoteRecord) -> AnnotatedNote:
             realisations.setdefault(
                 k.text,
                 Realisation(
-                    keyword=k.text, category_id=k.category_id, sentence=index, label_agrees=agrees
+                    keyword=k.text,
+                    category_id=k.category_id,
+                    sentence=sentence.index,
+                    label_agrees=agrees,
                 ),
             )
     for k in note.spec.keywords:
@@ -114,7 +112,7 @@ def annotate(note: NoteRecord) -> AnnotatedNote:
         backend="template",
         model="rule-based",
         scheme=note.spec.scheme,
-        note_fingerprint=note.fingerprint,
+        note_fingerprint=sha256_hex(text),
         fingerprint="a" * 64,
         sentences=tuple(sentences),
         realisations=tuple(realisations.values()),

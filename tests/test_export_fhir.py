@@ -68,7 +68,11 @@ def test_bundle_validates_and_carries_text_codes_tag_and_ids(
         attachment = doc.content[0].attachment
         assert attachment.contentType == "text/plain; charset=utf-8"
         assert note.text is not None and attachment.data is not None
-        raw = note.text.encode("utf-8")
+        sections = (note.parsed or {}).get("sections")
+        text = (
+            "\n\n".join(f"{s['title']}:\n{s['text']}" for s in sections) if sections else note.text
+        )
+        raw = text.encode("utf-8")
         assert attachment.data == raw  # fhir.resources decodes base64Binary to bytes
         assert json_data[note.record_id]["data"] == base64.b64encode(raw).decode("ascii")
         assert attachment.size == len(raw)

@@ -86,13 +86,17 @@ def _constraints(annotated: list[AnnotatedNote]) -> Counter[str]:
 
 
 def _lexicon(annotated: list[AnnotatedNote]) -> Counter[str]:
-    """The lexicon cross-check: sentences with an affirmed mention, and label agreement."""
+    """The lexicon cross-check: sentences with an affirmed mention, and label agreement.
+
+    A mention counts unless negated, hypothetical or about another person (the lexicon
+    annotator's own rule; uncertain and historical mentions count).
+    """
     out: Counter[str] = Counter()
     for s in (s for a in annotated for s in a.sentences):
         affirmed = {
             m.category_id
             for m in s.mentions
-            if not (m.negated or m.uncertain or m.historical or m.family)
+            if not (m.negated or m.family or getattr(m, "hypothetical", False))
         }
         if affirmed:
             out["sentences with an affirmed mention"] += 1

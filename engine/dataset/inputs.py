@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.annotate.model import AnnotatedNote
+from engine.annotate.notes import note_text
 from engine.errors import EngineError
 from engine.runner.records import NoteRecord
 
@@ -70,10 +71,15 @@ def _validate[M: BaseModel](model: type[M], line: Line, path: Path, what: str) -
 
 @dataclass(slots=True)
 class Notes:
-    """The latest state of every note in a notes file; only ``ok`` notes are kept whole."""
+    """The latest state of every note in a notes file; only ``ok`` notes are kept whole.
+
+    ``texts`` holds each ok note as text, as ``kgsynth annotate`` reads it (a structured
+    report's sections rendered as ``Title:`` blocks): annotation offsets point into it.
+    """
 
     path: Path
     ok: dict[str, NoteRecord] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
     statuses: Counter[str] = field(default_factory=Counter)
     ids: set[str] = field(default_factory=set)
 
@@ -96,6 +102,7 @@ def read_notes(path: Path) -> Notes:
             if note.text is None:
                 raise EngineError(f"{path}, line {line.number}: ok note {record_id} has no text")
             notes.ok[record_id] = note
+            notes.texts[record_id] = note_text(note.text, note.parsed)
     return notes
 
 

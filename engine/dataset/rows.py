@@ -15,6 +15,7 @@ from typing import Any
 from engine.annotate.model import NO_SYMPTOM, AnnotatedNote
 from engine.dataset.inputs import Annotations, Notes
 from engine.errors import EngineError
+from engine.provenance import sha256_hex
 from engine.runner.records import NoteRecord
 
 #: names of the binary label's two classes
@@ -98,7 +99,8 @@ def _note_fields(note: NoteRecord, annotation: AnnotatedNote) -> dict[str, Any]:
         "backend": note.backend,
         "model": note.model,
         "kg_hash": spec.kg_hash if spec else None,
-        "note_fingerprint": note.fingerprint,
+        "generation_fingerprint": note.fingerprint,
+        "note_fingerprint": annotation.note_fingerprint,
         "annotation_fingerprint": annotation.fingerprint,
         "annotator": annotation.annotator,
         "annotation_backend": annotation.backend,
@@ -137,7 +139,14 @@ def sentence_rows(notes: Notes, annotations: Annotations) -> Rows:
     keys = persona_keys(n for n, _ in used)
     rows: list[dict[str, Any]] = []
     for note, annotation in used:
-        text = note.text or ""
+        text = notes.texts[note.record_id]
+        line = annotations.lines[note.record_id]
+        if annotation.note_fingerprint != sha256_hex(text):
+            raise EngineError(
+                f"{annotations.path}, line {line}: record {note.record_id} was annotated from "
+                f"another text than {notes.path} holds (note_fingerprint differs); annotate "
+                "the notes again"
+            )
         shared = _note_fields(note, annotation) | _persona(note, keys)
         realised: dict[int, list[str]] = {}
         for r in annotation.realisations:
@@ -146,7 +155,6 @@ def sentence_rows(notes: Notes, annotations: Annotations) -> Rows:
         for item in annotation.sentences:
             s = item.sentence
             if text[s.start : s.end] != s.text:
-                line = annotations.lines[note.record_id]
                 raise EngineError(
                     f"{annotations.path}, line {line}: record {note.record_id}, sentence "
                     f"{s.index}: offsets {s.start}-{s.end} do not match the note's text in "

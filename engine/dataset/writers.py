@@ -14,6 +14,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from datasets.utils.logging import disable_progress_bar
 
+from engine.annotate.model import Mention
 from engine.dataset.rows import BINARY_NAMES, LabelScheme
 from engine.dataset.splits import SPLITS
 
@@ -21,17 +22,13 @@ JSONL_DIR = "jsonl"
 PARQUET_DIR = "parquet"
 HF_DIR = "hf"
 
-_MENTION = {
-    "start": Value("int32"),
-    "end": Value("int32"),
-    "text": Value("string"),
-    "symptom_id": Value("string"),
-    "category_id": Value("string"),
-    "negated": Value("bool"),
-    "uncertain": Value("bool"),
-    "historical": Value("bool"),
-    "family": Value("bool"),
-}
+
+def _value(annotation: Any) -> Value:
+    return Value("bool" if annotation is bool else "int32" if annotation is int else "string")
+
+
+#: a lexicon mention: the contract's fields (bool flags, int offsets, strings)
+_MENTION = {name: _value(f.annotation) for name, f in Mention.model_fields.items()}
 
 
 def features(scheme: LabelScheme, persona_keys: tuple[str, ...]) -> Features:
@@ -67,6 +64,7 @@ def features(scheme: LabelScheme, persona_keys: tuple[str, ...]) -> Features:
             "backend": string,
             "model": string,
             "kg_hash": string,
+            "generation_fingerprint": string,
             "note_fingerprint": string,
             "annotation_fingerprint": string,
             "annotator": string,

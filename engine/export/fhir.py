@@ -9,7 +9,8 @@ have the same shape in R4 and R4B, so the output is valid R4 as well. Each resou
 - ``identifier`` with system ``urn:kgsynth:record-id`` and the record id as value;
 - ``status`` current, ``docStatus`` final, ``date`` when the note was generated;
 - ``type`` LOINC 34109-9 (Note);
-- ``content[0].attachment``: the note text, base64, ``text/plain; charset=utf-8``, with
+- ``content[0].attachment``: the note text (a structured report's sections as ``Title:``
+  blocks, as ``kgsynth annotate`` reads it), base64, ``text/plain; charset=utf-8``, with
   its size and SHA-1 hash as FHIR defines them;
 - ``context.event``: the ICD-10-CM code the note was written for
   (``http://hl7.org/fhir/sid/icd-10-cm``).
@@ -27,6 +28,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from engine.annotate.notes import note_text
 from engine.runner.records import NoteRecord
 
 FHIR_VERSION = "4.0.1"
@@ -54,7 +56,7 @@ def _description(note: NoteRecord) -> str:
 
 def document_reference(note: NoteRecord) -> dict[str, Any]:
     """The DocumentReference of one ok note, as FHIR JSON."""
-    data = (note.text or "").encode("utf-8")
+    data = note_text(note.text, note.parsed).encode("utf-8")
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "id": resource_id(note.record_id),
