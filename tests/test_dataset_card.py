@@ -90,15 +90,10 @@ def sentence(rid: str, index: int, piece: str, label: Label, *mentions: Mention)
     )
 
 
-def mention(label: Label, negated: bool = False) -> Mention:
+def mention(label: Label, **flags: bool) -> Mention:
     assert label.category_id is not None
     return Mention(
-        start=0,
-        end=1,
-        text="x",
-        symptom_id="T:sym/x",
-        category_id=label.category_id,
-        negated=negated,
+        start=0, end=1, text="x", symptom_id="T:sym/x", category_id=label.category_id, **flags
     )
 
 
@@ -125,7 +120,8 @@ def toy(tmp_path: Path) -> tuple[Path, Path]:
         annotation(
             "toy-1",
             sentence("toy-1", 0, "Forgets names often.", COG, mention(COG)),
-            sentence("toy-1", 1, "No fever today.", NONE),
+            # an uncertain mention counts for the cross-check, a hypothetical one does not
+            sentence("toy-1", 1, "No fever today.", NONE, mention(COG, uncertain=True)),
             realisations=(
                 Realisation(
                     keyword="forgets names",
@@ -138,7 +134,9 @@ def toy(tmp_path: Path) -> tuple[Path, Path]:
         annotation(
             "toy-2",
             sentence("toy-2", 0, "Feels low.", MOOD, mention(MOOD)),
-            sentence("toy-2", 1, "Got lost driving home.", COG, mention(MOOD), mention(COG, True)),
+            sentence(
+                "toy-2", 1, "Got lost driving home.", COG, mention(MOOD), mention(COG, negated=True)
+            ),
             sentence("toy-2", 2, "Plan: review.", NONE),
             realisations=(
                 Realisation(
@@ -156,7 +154,7 @@ def toy(tmp_path: Path) -> tuple[Path, Path]:
         ),
         annotation(
             "toy-3",
-            sentence("toy-3", 0, "Sleeps well.", NONE),
+            sentence("toy-3", 0, "Sleeps well.", NONE, mention(MOOD, hypothetical=True)),
             realisations=(Realisation(keyword="insomnia", category_id="T:cat/sleep"),),
         ),
         annotation("toy-4", status="failed", reason="unparseable"),
@@ -202,7 +200,7 @@ def test_card_and_summary_figures_match_the_hand_counts(
     }
     assert summary.lexicon == {
         "label matches a mention's category": 2,
-        "sentences with an affirmed mention": 3,
+        "sentences with an affirmed mention": 4,
     }
     assert summary.review == {"flagged for review": 1, "not flagged": 2}
     card = (out / "README.md").read_text()
@@ -252,6 +250,7 @@ def test_card_and_summary_figures_match_the_hand_counts(
     }
     assert rows[0]["keywords"] == ["forgets names"] and rows[1]["keywords"] == []
     assert rows[3]["mentions"][1]["negated"] is True
+    assert rows[5]["mentions"][0]["hypothetical"] is True
 
 
 def test_all_notes_to_test_when_its_ratio_is_the_only_one(

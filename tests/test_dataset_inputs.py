@@ -32,23 +32,12 @@ from engine.runner.records import NoteRecord
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
-# the real entry point, with the dataset/export groups added if main.py does not add them yet
-_MAIN = """
-import sys
-from engine.cli import dataset, export, main
-names = {g.name for g in main.app.registered_groups}
-if "dataset" not in names:
-    dataset.register(main.app)
-if "export" not in names:
-    export.register(main.app)
-main.main()
-"""
 
 
 def kgsynth(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """``kgsynth ARGS`` through ``engine.cli.main.main`` in a subprocess."""
+    """``kgsynth ARGS`` through the real entry point (``engine.cli.main``) in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-c", _MAIN, *args],
+        [sys.executable, "-m", "engine.cli.main", *args],
         cwd=cwd,
         env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "PYTHONPATH": str(REPO)},
         capture_output=True,

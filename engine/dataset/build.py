@@ -94,9 +94,7 @@ def _lexicon(annotated: list[AnnotatedNote]) -> Counter[str]:
     out: Counter[str] = Counter()
     for s in (s for a in annotated for s in a.sentences):
         affirmed = {
-            m.category_id
-            for m in s.mentions
-            if not (m.negated or m.family or getattr(m, "hypothetical", False))
+            m.category_id for m in s.mentions if not (m.negated or m.family or m.hypothetical)
         }
         if affirmed:
             out["sentences with an affirmed mention"] += 1
