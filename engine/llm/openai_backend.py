@@ -1,24 +1,32 @@
 """Any OpenAI-compatible chat endpoint (OpenAI, Azure v1, vLLM, Ollama, llama.cpp, ...).
 
-Uses ``openai.AsyncOpenAI`` over its aiohttp transport with the client's own retries off
-(``max_retries=0``): the runner retries with backoff and AIMD. Requests go through the
-client's documented low-level ``post`` with a plain JSON body and come back as text, which
-skips the SDK's per-request type transforms (about half its CPU cost per call) and lets
-malformed bodies be parsed defensively. The API key is read from the environment only.
-Every response's ``x-ratelimit-*`` headers pace the next requests (``RateLimits``).
+Posts ``chat_body`` as JSON to ``{base_url}/chat/completions`` over one ``aiohttp`` session
+and parses the answer defensively. Connections are kept alive and opened as requests need
+them, so the pool grows to the runner's concurrency (capped at ``MAX_CONNECTIONS``). No
+retries here: the runner retries with backoff and AIMD and times each request out; the
+session's own timeouts are the openai SDK's defaults (5 s to connect, 600 s in all). The
+``openai`` SDK is not on this path: its per-request machinery (openai 3.57: httpx2 URL and
+header models, an auth-retry layer, proxy and netrc look-ups in a thread, over its own
+aiohttp transport) cost ~1.4 ms of client CPU per request against ~0.4 ms for the post
+itself, most of the runner's CPU per record (docs/generation.md). The API key is read from
+the environment only and sent only as the ``Authorization`` header. Every response's
+``x-ratelimit-*`` headers pace the next requests (``RateLimits``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import os
 import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
-import openai
+import aiohttp
+import orjson
 
 from engine.errors import EngineError
 from engine.llm.base import (
@@ -39,8 +47,10 @@ from kg.redact import display_url, scrub
 
 #: a placeholder for local servers that ignore keys (vLLM, Ollama, llama.cpp)
 NO_KEY = "EMPTY"
-#: transport errors (httpx / httpx2 names) raised before any response arrived
-_CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
+#: most connections to the endpoint (the runner's concurrency is the real limit)
+MAX_CONNECTIONS = 1000
+#: the openai SDK's defaults: connect within 5 s, the whole request within 600 s
+TIMEOUT = aiohttp.ClientTimeout(total=600, sock_connect=5)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -72,16 +82,29 @@ def token_estimate(request: LLMRequest) -> int:
     return chars // 4 + request.params.max_tokens
 
 
-def _error_message(err: openai.APIStatusError) -> str:
-    body = err.body
+def proxy_for(url: str) -> str | None:
+    """The proxy ``HTTP(S)_PROXY`` / ``NO_PROXY`` give for ``url`` (read once per backend,
+    not per request as aiohttp's ``trust_env`` does, in a thread)."""
+    parts = urlsplit(url)
+    proxy = getproxies().get(parts.scheme)
+    if not proxy or proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _error_message(status: int, text: str) -> str:
+    """The ``error.message`` of an error body, else its text (clipped), else the status."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])
         if isinstance(inner, str):
             return inner
-    text = err.response.text if err.response is not None else ""
-    return " ".join(text.split())[:200] or err.__class__.__name__
+    return " ".join(text.split())[:200] or f"HTTP {status}"
 
 
 class OpenAIBackend(Backend):
@@ -116,59 +139,62 @@ class OpenAIBackend(Backend):
         if not key and is_openai(url):
             raise EngineError(f"no API key for {self.display_url}: set {api_key_env}")
         self._secrets = (key,)
-        self._key = key or NO_KEY
+        self._url = f"{url}/chat/completions"
+        self._headers = {
+            "Authorization": f"Bearer {key or NO_KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         self._tokens = token_field(url)
-        self._client: openai.AsyncOpenAI | None = None
+        self._session: aiohttp.ClientSession | None = None
         self.limits = RateLimits()
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secrets)
 
-    def _get_client(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            hooks = {"response": [self._on_response]}
-            try:
-                http_client: Any = openai.DefaultAioHttpClient(event_hooks=hooks)
-            except (AttributeError, RuntimeError):  # no aiohttp transport
-                http_client = openai.DefaultAsyncHttpxClient(event_hooks=hooks)
-            self._client = openai.AsyncOpenAI(
-                api_key=self._key,
-                base_url=self.base_url,
-                max_retries=0,
-                http_client=http_client,
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+                timeout=TIMEOUT,
+                proxy=proxy_for(self.base_url),
             )
-        return self._client
-
-    async def _on_response(self, response: Any) -> None:
-        self.limits.update(response.headers)
+        return self._session
 
     def body(self, request: LLMRequest) -> dict[str, Any]:
         return chat_body(self.model, request, self._tokens)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        client = self._get_client()
+        session = self._get_session()
         pause = self.limits.reserve(token_estimate(request))
         if pause:
             await asyncio.sleep(pause)
+        data = orjson.dumps(self.body(request))
         try:
-            text = await client.post("/chat/completions", cast_to=str, body=self.body(request))
-        except openai.APIStatusError as err:
-            raise self._status_error(err) from None
-        except openai.APIConnectionError as err:  # includes APITimeoutError
-            cause = err.__cause__ or err
-            detail = self._scrub(str(cause)) or type(cause).__name__
-            if type(cause).__name__ in _CONNECT_ERRORS:
-                raise ConnectionFailed(f"cannot connect to {self.display_url}: {detail}") from None
-            if isinstance(err, openai.APITimeoutError):
-                raise TransientError("request timed out") from None
+            async with session.post(self._url, data=data) as response:
+                self.limits.update(response.headers)
+                raw = await response.read()
+                status, headers = response.status, response.headers
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+            detail = self._scrub(str(err)) or type(err).__name__
+            raise ConnectionFailed(f"cannot connect to {self.display_url}: {detail}") from None
+        except TimeoutError:  # the session's limit (the runner's own arrives as a cancellation)
+            raise TransientError("request timed out") from None
+        except aiohttp.ClientError as err:
+            detail = self._scrub(str(err)) or type(err).__name__
             raise TransientError(f"connection to {self.display_url} broke: {detail}") from None
-        return parse_chat_completion(text)
+        if status >= 400:
+            text = raw.decode("utf-8", errors="replace")
+            raise self._status_error(status, text, headers)
+        return parse_chat_completion(raw)
 
-    def _status_error(self, err: openai.APIStatusError) -> LLMError | EngineError:
-        status = err.status_code
-        message = self._scrub(_error_message(err))[:300]
+    def _status_error(
+        self, status: int, text: str, headers: Mapping[str, str]
+    ) -> LLMError | EngineError:
+        message = self._scrub(_error_message(status, text))[:300]
         where = f"HTTP {status} from {self.display_url}: {message}"
-        retry_after = parse_retry_after(err.response.headers)
+        retry_after = parse_retry_after(headers)
         if status in (401, 403):
             return EngineError(
                 f"{self.display_url} refused the credentials (HTTP {status}); "
@@ -186,9 +212,9 @@ class OpenAIBackend(Backend):
         return PermanentError(where)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def describe(self) -> dict[str, Any]:
         return {

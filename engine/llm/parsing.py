@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from engine.llm.base import (
@@ -30,12 +31,13 @@ def _clip(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def parse_chat_completion(body: str) -> LLMResponse:
+def parse_chat_completion(body: bytes | str) -> LLMResponse:
     """The first choice of a ``/chat/completions`` body; malformed bodies are transient errors."""
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError:
-        raise TransientError(f"malformed response (not JSON): {_clip(body)!r}") from None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        raise TransientError(f"malformed response (not JSON): {_clip(text)!r}") from None
     return completion_from_dict(data)
 
 
