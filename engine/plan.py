@@ -32,7 +32,7 @@ from engine.samplers.persona import PersonaSampler
 from engine.samplers.rng import Stage, record_seeds, stage_uniforms
 from engine.samplers.tables import IntArray, cumulative, draw
 from engine.samplers.trajectory import TrajectorySampler
-from engine.spec import GenerationSpec, record_id
+from engine.spec import GenerationSpec, assemble, record_id
 from kg.store import GraphStore
 
 DEFAULT_BATCH = 4096
@@ -103,7 +103,8 @@ class CompiledRecipe:
         )
         self.sections = report_sections(profile) if "sections" in parts else ()
         template = compiled_template(recipe.name)
-        self.fixed: dict[str, Any] = {
+        #: every spec field, in order: the per-record ones are filled in by ``specs``
+        self.fixed: dict[str, Any] = dict.fromkeys(GenerationSpec.model_fields) | {
             "recipe": recipe.name,
             "icd_code": code,
             "icd_title": profile.icd.title if profile.icd else None,
@@ -137,34 +138,31 @@ class CompiledRecipe:
         symptoms = self.symptoms.sample(run_seed, indices, drawn).chosen if self.symptoms else empty
         examples = self.examples.sample(run_seed, indices) if self.examples else empty
         name, fixed = self.recipe.name, self.fixed
-        return [
-            GenerationSpec.model_validate(
-                {
-                    **fixed,
-                    "run_seed": run_seed,
-                    "record_index": index,
-                    "record_id": record_id(name, run_seed, index),
-                    "record_seed": seed,
-                    "persona": persona,
-                    "window": window,
-                    "visit_months": visit,
-                    "keywords": tuple(kws),
-                    "symptoms": tuple(syms),
-                    "examples": example,
-                }
-            )
-            for index, seed, persona, window, visit, kws, syms, example in zip(
-                indices.tolist(),
-                record_seeds(run_seed, indices).tolist(),
-                personas,
-                windows,
-                visits,
-                keywords,
-                symptoms,
-                examples,
-                strict=True,
-            )
-        ]
+        out = []
+        for index, seed, persona, window, visit, kws, syms, example in zip(
+            indices.tolist(),
+            record_seeds(run_seed, indices).tolist(),
+            personas,
+            windows,
+            visits,
+            keywords,
+            symptoms,
+            examples,
+            strict=True,
+        ):
+            values = fixed.copy()  # keeps the field order (assignments do not move keys)
+            values["run_seed"] = run_seed
+            values["record_index"] = index
+            values["record_id"] = record_id(name, run_seed, index)
+            values["record_seed"] = seed
+            values["persona"] = persona
+            values["window"] = window
+            values["visit_months"] = visit
+            values["keywords"] = tuple(kws)
+            values["symptoms"] = tuple(syms)
+            values["examples"] = example
+            out.append(assemble(GenerationSpec, values))
+        return out
 
 
 class Planner:

@@ -9,6 +9,7 @@ error, never an empty string. A template is versioned by the sha256 of its sourc
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine.errors import EngineError
 from engine.outputs import OUTPUTS
 from engine.samplers.trajectory import WindowWeighting
-from engine.spec import GenerationSpec, Persona
+from engine.spec import GenerationSpec, Persona, RiskFactorRef
 
 Component = Literal["persona", "trajectory", "symptoms", "example", "sections"]
 Messages = list[dict[str, str]]
@@ -137,12 +138,18 @@ class CompiledTemplate:
         # stays undefined, so StrictUndefined still names it)
         used = meta.find_undeclared_variables(env.parse(source))
         self.variables = tuple(v for v in TEMPLATE_VARIABLES if v in used)
+        self._contexts = threading.local()
         self.system = self._block("system", {})
 
     def _block(self, block: str, context: dict[str, Any]) -> str:
         try:
-            # shared=True: the context dict is fresh per call, so skip copying the globals
-            ctx = self.template.new_context(context, shared=True)
+            # one jinja Context per thread and block, its variables swapped per record: a
+            # block reads them when it starts, and is rendered whole before the next record
+            ctx = getattr(self._contexts, block, None)
+            if ctx is None:
+                ctx = self.template.new_context({}, shared=True)
+                setattr(self._contexts, block, ctx)
+            ctx.parent = context
             text = "".join(self.template.blocks[block](ctx))
         except TemplateError as err:
             raise EngineError(f"template {self.name}, block {block}: {err}") from None
@@ -167,25 +174,49 @@ def compiled_template(recipe: str) -> CompiledTemplate:
 
 
 _LABELS = {"race_ethnicity": "Race/ethnicity", "age_group": "Age group"}
-#: tuples of strings, which the garbage collector stops tracking (the cache is large)
-PersonaLines = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
-#: Personas are shared objects within a run (the sampler reuses equal ones), so their
-#: template lines are cached by identity; the persona is kept alive beside its lines.
-_persona_cache: dict[int, tuple[Persona, PersonaLines]] = {}
+Lines = tuple[tuple[str, str], ...]
+#: A run's personas share one attributes dict per drawn row and one factor tuple per set of
+#: risk flags, so their template lines are cached by those objects' identity (each kept
+#: alive beside its lines); a persona itself is cheap to render from them.
+_attribute_cache: dict[tuple[int, bool], tuple[dict[str, str], Lines]] = {}
+_condition_cache: dict[int, tuple[tuple[RiskFactorRef, ...], tuple[str, ...]]] = {}
+_CACHE_LIMIT = 100_000
 
 
-def demographics(persona: Persona | None) -> list[tuple[str, str]]:
+def demographics(persona: Persona | None) -> Lines:
     """``(label, value)`` lines of a persona: age first, then every other attribute."""
     if persona is None:
-        return []
-    lines = []
-    if persona.age is not None:
-        lines.append(("Age", f"{persona.age} years"))
-    for attr, value in persona.attributes.items():
-        if attr in ("age_group", "age") and persona.age is not None:
-            continue
-        lines.append((_label(attr), value))
-    return lines
+        return ()
+    aged = persona.age is not None
+    key = (id(persona.attributes), aged)
+    hit = _attribute_cache.get(key)
+    if hit is not None and hit[0] is persona.attributes:
+        rest = hit[1]
+    else:
+        if len(_attribute_cache) >= _CACHE_LIMIT:
+            _attribute_cache.clear()
+        rest = tuple(
+            (_label(attr), value)
+            for attr, value in persona.attributes.items()
+            if not (aged and attr in ("age_group", "age"))
+        )
+        _attribute_cache[key] = (persona.attributes, rest)
+    return (("Age", f"{persona.age} years"), *rest) if aged else rest
+
+
+def conditions(persona: Persona | None) -> tuple[str, ...]:
+    """The names of a persona's risk factors and known conditions."""
+    if persona is None:
+        return ()
+    factors = persona.risk_factors
+    hit = _condition_cache.get(id(factors))
+    if hit is not None and hit[0] is factors:
+        return hit[1]
+    if len(_condition_cache) >= _CACHE_LIMIT:
+        _condition_cache.clear()
+    names = tuple(f.name for f in factors)
+    _condition_cache[id(factors)] = (factors, names)
+    return names
 
 
 @cache
@@ -193,26 +224,13 @@ def _label(attr: str) -> str:
     return _LABELS.get(attr, attr.replace("_", " ").capitalize())
 
 
-def _persona_lines(persona: Persona | None) -> PersonaLines:
-    if persona is None:
-        return (), ()
-    hit = _persona_cache.get(id(persona))
-    if hit is not None and hit[0] is persona:
-        return hit[1]
-    if len(_persona_cache) >= 200_000:
-        _persona_cache.clear()
-    lines = (tuple(demographics(persona)), tuple(f.name for f in persona.risk_factors))
-    _persona_cache[id(persona)] = (persona, lines)
-    return lines
-
-
 _VARIABLES: dict[str, Callable[[GenerationSpec], Any]] = {
     "spec": lambda spec: spec,
     "disease": lambda spec: spec.disease,
     "icd_code": lambda spec: spec.icd_code,
     "icd_title": lambda spec: spec.icd_title,
-    "demographics": lambda spec: _persona_lines(spec.persona)[0],
-    "conditions": lambda spec: _persona_lines(spec.persona)[1],
+    "demographics": lambda spec: demographics(spec.persona),
+    "conditions": lambda spec: conditions(spec.persona),
     "window_phrase": lambda spec: spec.window.phrase if spec.window else None,
     "diagnosed": lambda spec: spec.window.diagnosed if spec.window else None,
     "keywords": lambda spec: [(k.text, k.category) for k in spec.keywords],

@@ -141,10 +141,16 @@ def test_by_prevalence_follows_the_graph(store: GraphStore) -> None:
 
 
 def test_a_spec_round_trips_through_json(store: GraphStore) -> None:
+    # the planner assembles specs and personas without validating them (engine.spec.assemble):
+    # each must equal, field for field and type for type, the copy pydantic validates
     for request in REQUESTS:
-        for spec in Planner(store, request).iter_specs(0, 20):
-            again = GenerationSpec.model_validate_json(spec.model_dump_json())
+        for spec in Planner(store, request).iter_specs(0, 500):
+            dumped = spec.model_dump_json()
+            again = GenerationSpec.model_validate_json(dumped)
             assert again == spec
+            assert again.persona == spec.persona
+            assert again.model_dump_json() == dumped
+            assert list(spec.__dict__) == list(GenerationSpec.model_fields)
             assert again.kg_hash and again.template_hash and again.record_seed >= 0
 
 

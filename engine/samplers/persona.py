@@ -28,7 +28,7 @@ from engine.errors import EngineError
 from engine.profile import DiseaseProfile, RiskInfo
 from engine.samplers.rng import Stage, stage_uniforms
 from engine.samplers.tables import FloatArray, IntArray, cumulative, draw, normalised
-from engine.spec import Persona, RiskFactorRef
+from engine.spec import Persona, RiskFactorRef, assemble
 from kg.coherence import JOINT, age_range, intersect_bounds, persona_cells, solved_rest_rate
 
 __all__ = ["JOINT", "PersonaBatch", "PersonaSampler", "age_range"]
@@ -112,7 +112,9 @@ class PersonaSampler:
             for f in self.factors
         }
         self.n_uniforms = len(self.tables) + 1 + len(self.factors)
-        self._cache: dict[tuple[tuple[str, ...], int, int, bytes], Persona] = {}
+        #: one attributes dict per drawn row and one factor tuple per set of risk flags
+        self._rows: dict[tuple[str, ...], dict[str, str]] = {}
+        self._factors: dict[bytes, tuple[RiskFactorRef, ...]] = {}
 
     def _solved_rules(
         self, rules: list[RiskInfo], cells: list[tuple[dict[str, str], float]]
@@ -269,10 +271,12 @@ class PersonaSampler:
         return p
 
     def personas(self, batch: PersonaBatch, visit_ages: IntArray | None = None) -> list[Persona]:
-        """The batch as ``Persona`` objects (equal personas share one frozen object).
+        """The batch as ``Persona`` objects.
 
-        ``visit_ages`` are the ages at the visit (default: the ages at diagnosis). The cache
-        key holds the risk flags as packed bytes, so any number of factors is exact.
+        ``visit_ages`` are the ages at the visit (default: the ages at diagnosis). Personas
+        with the same drawn row share one attributes dict, and those with the same risk flags
+        one factor tuple (keyed by the flags as packed bytes, so any number of factors is
+        exact): renderers cache their lines by those objects' identity.
         """
         names = [
             np.array(self.values[a], dtype=object)[batch.values[a]].tolist()
@@ -288,7 +292,7 @@ class PersonaSampler:
         dx = batch.ages
         visit = dx if visit_ages is None else visit_ages
         refs = [self._factor_refs[f] for f in self.factors]
-        factors: dict[bytes, tuple[RiskFactorRef, ...]] = {}
+        rows, factors = self._rows, self._factors
         out = []
         for i, (row, age, age_dx, flag) in enumerate(
             zip(
@@ -299,23 +303,27 @@ class PersonaSampler:
                 strict=True,
             )
         ):
-            key = (row, age, age_dx, bytes(flag))
-            persona = self._cache.get(key)
-            if persona is None:
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-                risk = factors.get(key[3])
-                if risk is None:
-                    on = batch.risks[i].tolist()
-                    risk = factors[key[3]] = tuple(
-                        r for r, flagged in zip(refs, on, strict=True) if flagged
-                    )
-                persona = Persona(
-                    age=age if age >= 0 else None,
-                    age_at_diagnosis=age_dx if age_dx >= 0 else None,
-                    attributes=dict(zip(self.attributes, row, strict=True)),
-                    risk_factors=risk,
+            attributes = rows.get(row)
+            if attributes is None:
+                attributes = rows[row] = dict(zip(self.attributes, row, strict=True))
+            key = bytes(flag)
+            risk = factors.get(key)
+            if risk is None:
+                if len(factors) >= _CACHE_LIMIT:
+                    factors.clear()
+                on = batch.risks[i].tolist()
+                risk = factors[key] = tuple(
+                    r for r, flagged in zip(refs, on, strict=True) if flagged
                 )
-                self._cache[key] = persona
-            out.append(persona)
+            out.append(
+                assemble(
+                    Persona,
+                    {
+                        "age": age if age >= 0 else None,
+                        "age_at_diagnosis": age_dx if age_dx >= 0 else None,
+                        "attributes": attributes,
+                        "risk_factors": risk,
+                    },
+                )
+            )
         return out
