@@ -72,6 +72,8 @@ class ServerConfig(BaseModel):
     log_bodies: bool = True
     #: headers sent with every answer, e.g. ``x-ratelimit-remaining-requests``
     headers: dict[str, str] = Field(default_factory=dict)
+    #: annotation answers (``SentenceLabels``): sentence substring -> label (None: left out)
+    label_rules: dict[str, str | None] = Field(default_factory=dict)
 
 
 def note_text(messages: list[dict[str, Any]]) -> str:
@@ -112,11 +114,49 @@ def _schema_instance(schema: dict[str, Any], text: str, defs: dict[str, Any] | N
     return text
 
 
-def _completion(body: dict[str, Any]) -> dict[str, Any]:
+_SENTENCE_LINE = re.compile(r"(?m)^\[(\d+)\] (.*)$")
+
+
+def _enum_values(schema: Any) -> list[str]:
+    """The first ``enum`` anywhere in ``schema`` (the label set of ``SentenceLabels``)."""
+    if isinstance(schema, dict):
+        if "enum" in schema:
+            return [str(v) for v in schema["enum"]]
+        values = [_enum_values(v) for v in schema.values()]
+    elif isinstance(schema, list):
+        values = [_enum_values(v) for v in schema]
+    else:
+        return []
+    return next((v for v in values if v), [])
+
+
+def label_answer(
+    schema: dict[str, Any], messages: list[dict[str, Any]], rules: dict[str, str | None]
+) -> dict[str, Any]:
+    """One label per "[N] text" line of the last message: the label of the first rule whose
+    key occurs in the sentence (case-insensitive), else "no symptom" (else the first enum
+    value); a rule mapping to None leaves that sentence out (a partial answer)."""
+    enum = _enum_values(schema)
+    default = "no symptom" if "no symptom" in enum or not enum else enum[0]
+    items = []
+    for number, text in _SENTENCE_LINE.findall(str(messages[-1].get("content", ""))):
+        hit = next((k for k in rules if k.lower() in text.lower()), None)
+        label = rules[hit] if hit is not None else default
+        if label is not None:
+            items.append({"sentence": int(number), "label": label})
+    return {"labels": items}
+
+
+def _completion(
+    body: dict[str, Any], rules: dict[str, str | None] | None = None
+) -> dict[str, Any]:
     messages = body.get("messages", [])
     text = note_text(messages)
     fmt = body.get("response_format") or {}
-    if fmt.get("type") == "json_schema":
+    if fmt.get("type") == "json_schema" and fmt["json_schema"].get("name") == "SentenceLabels":
+        schema = fmt["json_schema"].get("schema", {})
+        text = json.dumps(label_answer(schema, messages, rules or {}))
+    elif fmt.get("type") == "json_schema":
         text = json.dumps(_schema_instance(fmt["json_schema"].get("schema", {}), text))
     elif fmt.get("type") == "json_object":
         text = json.dumps({"text": text})
@@ -248,7 +288,7 @@ class FaultServer:
             return web.Response(
                 text="<html><body>502 Bad Gateway</body></html>", content_type="text/html"
             )
-        completion = _completion(body)
+        completion = _completion(body, cfg.label_rules)
         choice = completion["choices"][0]
         if fault == "prose":
             choice["message"]["content"] = "I am sorry, I cannot do that."
