@@ -147,9 +147,7 @@ def label_answer(
     return {"labels": items}
 
 
-def _completion(
-    body: dict[str, Any], rules: dict[str, str | None] | None = None
-) -> dict[str, Any]:
+def _completion(body: dict[str, Any], rules: dict[str, str | None] | None = None) -> dict[str, Any]:
     messages = body.get("messages", [])
     text = note_text(messages)
     fmt = body.get("response_format") or {}
