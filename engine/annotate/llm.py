@@ -1,9 +1,10 @@
 """DualAlign's second LLM pass: sentences labelled by the scheme's protocol, through the runner.
 
 A note's sentences are cut into chunks (``CHUNK_SENTENCES`` a request); each chunk is one
-runner job, ``<note id>/<text digest>/s<first>-<last>``, whose prompt holds the scheme's
-categories and annotation guidelines (a static system message, the same for every chunk of
-a scheme, so servers reuse its prefix) and the chunk's numbered sentences. The answer is
+runner job, ``<note id>/<text digest>/s<first>-<last>``, whose prompt (``annotate.j2`` beside
+this module) holds the scheme's categories and annotation guidelines (a static system
+message, the same for every chunk of a scheme, so servers reuse its prefix) and the chunk's
+numbered sentences. The answer is
 ``SentenceLabels`` JSON; ``CheckedBackend`` refuses one that leaves a sentence out, adds one
 or labels outside the scheme (an ``unparseable`` answer: the runner retries it, then records
 the chunk ``failed`` with the reason). ``assemble`` turns a note's chunk records into one
@@ -16,6 +17,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined, Template, TemplateError
@@ -27,12 +29,12 @@ from engine.errors import EngineError
 from engine.llm.base import Backend, LLMRequest, LLMResponse, Messages
 from engine.llm.parsing import UnparseableOutput, check_response
 from engine.outputs import SentenceLabels, sentence_labels_for
-from engine.recipes import PROMPTS_DIR
 from engine.runner.records import GenerationJob, NoteRecord
 
 #: sentences per request: enough to amortise the protocol, few enough to answer reliably
 CHUNK_SENTENCES = 12
-TEMPLATE = "annotate.j2"
+#: the prompt, beside this module (``engine/prompts`` holds only the recipes' templates)
+TEMPLATE = Path(__file__).with_name("annotate.j2")
 
 
 class AnnotationPrompt:
@@ -46,7 +48,7 @@ class AnnotationPrompt:
         try:
             self.template: Template = env.from_string(source)
         except TemplateError as err:
-            raise EngineError(f"template {TEMPLATE}: {err}") from None
+            raise EngineError(f"template {TEMPLATE.name}: {err}") from None
         self._systems: dict[LabelScheme, str] = {}
 
     def _block(self, block: str, context: dict[str, Any]) -> str:
@@ -54,7 +56,7 @@ class AnnotationPrompt:
             ctx = self.template.new_context(context, shared=True)
             return "".join(self.template.blocks[block](ctx)).strip()
         except (TemplateError, KeyError) as err:
-            raise EngineError(f"template {TEMPLATE}, block {block}: {err}") from None
+            raise EngineError(f"template {TEMPLATE.name}, block {block}: {err}") from None
 
     def messages(self, scheme: LabelScheme, sentences: Sequence[Sentence]) -> Messages:
         """The static protocol first, then the chunk's numbered sentences."""
@@ -78,7 +80,7 @@ class AnnotationPrompt:
 
 @cache
 def annotation_prompt() -> AnnotationPrompt:
-    return AnnotationPrompt((PROMPTS_DIR / TEMPLATE).read_text(encoding="utf-8"))
+    return AnnotationPrompt(TEMPLATE.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True, slots=True)
