@@ -31,7 +31,7 @@ CI, CO, FI, PC, NP = (
     )
 )
 GOLD = Path(__file__).parent / "data" / "lexicon_gold.jsonl"
-#: measured 0.879 on the set (lexicon of the curated AD profile, dualalign scheme)
+#: measured 0.883 on the set (lexicon of the curated AD profile, dualalign scheme)
 MACRO_F1_FLOOR = 0.85
 
 
@@ -111,6 +111,8 @@ def test_hypothetical_historical_and_family_mentions_do_not_count(
     annotator: LexiconAnnotator,
 ) -> None:
     got = one(annotator, "Return if confusion worsens.")
+    assert got.mentions[0].hypothetical and got.label.category_id is None
+    got = one(annotator, "Discussed the risks of falls with sedatives.")
     assert got.mentions[0].hypothetical and got.label.category_id is None
     got = one(annotator, "History of depressed mood after retirement, resolved.")
     assert got.mentions[0].historical and got.label.category_id is None

@@ -107,6 +107,16 @@ def test_a_header_word_opening_a_sentence_is_not_a_header() -> None:
     assert [(s.start, s.end, s.section) for s in got] == [(0, 36, None), (37, 69, None)]
 
 
+def test_a_long_line_ending_in_a_colon_is_a_sentence() -> None:
+    text = "Daughter reports the following new concerns:\n- Repeats questions.\nPt reports:\nNone."
+    got = segment(text)
+    assert [(s.start, s.end, s.section) for s in got] == [
+        (0, 44, None),
+        (47, 65, None),
+        (78, 83, "pt_reports"),
+    ]
+
+
 def test_extra_headers_name_their_sections() -> None:
     text = "Occupational history\nRetired machinist.\nPlan\nReturn in 4 weeks."
     plain = segment(text)

@@ -55,6 +55,7 @@ _DROPPED = {
     "comes in with",
     "concerned about",
     "worried about",
+    "risks of",  # packaged as one token "risks of", which never matches: re-added below
 }
 _ATTRS = {
     "NEGATED_EXISTENCE": {"is_negated": True},
@@ -115,6 +116,12 @@ def _context_rules() -> list[Any]:
             for literal in ("family history", "family hx", "fhx", "fh")
         ),
         ConTextRule(";", "NEGATED_EXISTENCE", direction="TERMINATE"),
+        ConTextRule(
+            "risks of",
+            "HYPOTHETICAL",
+            pattern=[{"LOWER": {"IN": ["risk", "risks"]}}, {"LOWER": "of"}],
+            direction="FORWARD",
+        ),
     ]
     return rules
 
