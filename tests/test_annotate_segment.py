@@ -3,7 +3,10 @@ out by hand (counted on the snippets, not taken from the segmenter)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from engine.annotate.model import Sentence
 from engine.annotate.segment import Segmenter, segment, segment_many
@@ -136,3 +139,19 @@ def test_extra_headers_name_their_sections() -> None:
 def test_segment_many_equals_segment() -> None:
     notes = [SOAP, MARKDOWN, "", "Denies falls. Sleeps well."]
     assert segment_many(notes) == [segment(n) for n in notes]
+
+
+def test_every_report_section_of_the_seed_is_a_header() -> None:
+    """Each report_section title of the curated seed, alone on its line as the mh_report
+    recipe writes it, names the section of the text under it."""
+    path = Path(__file__).resolve().parents[1] / "kg" / "seed" / "mental_health.yaml"
+    seed = yaml.safe_load(path.read_text(encoding="utf-8"))
+    titles = [g["title"] for g in seed["nodes"]["Guideline"] if g.get("kind") == "report_section"]
+    assert len(titles) == 11
+    note = "".join(f"{title}\nNothing of note.\n\n" for title in titles)
+    got = segment(note)
+    assert [s.text for s in got] == ["Nothing of note."] * len(titles)
+    names = [s.section for s in got]
+    assert len(set(names)) == len(titles) and None not in names
+    assert names[titles.index("History of present illness")] == "history_of_present_illness"
+    assert names[titles.index("Mental status examination")] == "mental_status_exam"
