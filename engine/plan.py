@@ -9,7 +9,8 @@ slice of a run, in any batch size, reproduces exactly the same specs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import multiprocessing
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -244,13 +245,18 @@ class Planner:
         u = stage_uniforms(self.request.seed, indices, Stage.CODE, 1)[:, 0]
         return draw(cumulative(self.code_probs), u)
 
+    def check_range(self, start: int, stop: int | None) -> int:
+        """``stop`` (default: the end of the run), once ``start .. stop`` is known to be inside."""
+        stop = self.total if stop is None else stop
+        if not 0 <= start <= stop <= self.total:
+            raise EngineError(f"record range {start}..{stop} is outside the run (0..{self.total})")
+        return stop
+
     def iter_specs(
         self, start: int = 0, stop: int | None = None, batch_size: int = DEFAULT_BATCH
     ) -> Iterator[GenerationSpec]:
         """Specs for records ``start .. stop-1`` (default: the whole run), in index order."""
-        stop = self.total if stop is None else stop
-        if not 0 <= start <= stop <= self.total:
-            raise EngineError(f"record range {start}..{stop} is outside the run (0..{self.total})")
+        stop = self.check_range(start, stop)
         for lo in range(start, stop, batch_size):
             indices = np.arange(lo, min(lo + batch_size, stop), dtype=np.int64)
             which = self.target_of(indices)
@@ -264,6 +270,51 @@ class Planner:
             for item in batch:
                 assert item is not None
                 yield item
+
+
+#: what a forked planning worker renders: set in the parent just before the fork
+_WORK: tuple[Planner, Callable[[GenerationSpec], str]] | None = None
+
+
+def _chunk_text(
+    planner: Planner, line: Callable[[GenerationSpec], str], bounds: tuple[int, int]
+) -> str:
+    return "".join([line(spec) + "\n" for spec in planner.iter_specs(*bounds)])
+
+
+def _worker_chunk(bounds: tuple[int, int]) -> str:
+    assert _WORK is not None
+    return _chunk_text(*_WORK, bounds)
+
+
+def plan_lines(
+    planner: Planner,
+    line: Callable[[GenerationSpec], str],
+    start: int = 0,
+    stop: int | None = None,
+    workers: int = 1,
+) -> Iterator[tuple[str, int]]:
+    """``(text, count)`` chunks: ``line(spec)`` plus a newline for each of ``count`` records,
+    in index order, for records ``start .. stop-1``.
+
+    ``workers > 1`` forks that many processes (POSIX ``fork``: they inherit the planner and
+    never touch the graph), each planning and rendering whole chunks; a record depends only
+    on its index, so the text is byte-identical to a single process's.
+    """
+    global _WORK
+    stop = planner.check_range(start, stop)
+    bounds = [(lo, min(lo + DEFAULT_BATCH, stop)) for lo in range(start, stop, DEFAULT_BATCH)]
+    if workers <= 1 or len(bounds) <= 1:
+        for lo, hi in bounds:
+            yield _chunk_text(planner, line, (lo, hi)), hi - lo
+        return
+    _WORK = (planner, line)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for (lo, hi), text in zip(bounds, pool.imap(_worker_chunk, bounds), strict=True):
+                yield text, hi - lo
+    finally:
+        _WORK = None
 
 
 def sampling_params(

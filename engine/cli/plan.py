@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -21,9 +24,11 @@ from engine.cli.options import (
     plan_request,
 )
 from engine.errors import EngineError
+from engine.llm.base import SamplingParams
 from engine.llm.batch import batch_line
-from engine.plan import Planner, sampling_params, spec_request
+from engine.plan import Planner, plan_lines, sampling_params, spec_request
 from engine.recipes import recipes
+from engine.spec import GenerationSpec
 from kg.cli import make_console, store_from_context
 from kg.outfile import open_output
 
@@ -68,6 +73,12 @@ def plan(
     ] = None,
     start: Annotated[int, typer.Option(min=0, help="First record index to write.")] = 0,
     stop: Annotated[int | None, typer.Option(min=0, help="Stop before this record index.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Processes that plan and render (forked; the output is identical)."
+        ),
+    ] = 1,
     force: ForceOpt = False,
 ) -> None:
     """Plan records: one JSON line per record, identical for identical inputs and seed."""
@@ -106,15 +117,14 @@ def plan(
             ) as progress,
         ):
             task = progress.add_task("plan", total=total)
-            for i, spec in enumerate(planner.iter_specs(start, stop), 1):
-                if fmt is Format.specs:
-                    fh.write(spec.model_dump_json())
-                else:
-                    assert model is not None
-                    fh.write(batch_line(model, spec_request(spec, params, output_model)))
-                fh.write("\n")
-                if i % 1000 == 0:
-                    progress.update(task, completed=i)
+            if fmt is Format.specs:
+                line: Callable[[GenerationSpec], str] = GenerationSpec.model_dump_json
+            else:
+                assert model is not None
+                line = partial(_batch_line, model, params, output_model)
+            for text, count in plan_lines(planner, line, start, stop, workers):
+                fh.write(text)
+                progress.advance(task, count)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the temporary file is gone already
         done = "nothing written to" if output.is_file() or not output.exists() else "stopped"
         _err.print(Text.assemble(("interrupted", "yellow"), f": {done} {output}"))
@@ -123,6 +133,12 @@ def plan(
         f"wrote {total} {'specs' if fmt is Format.specs else 'batch requests'} "
         f"({planner.recipe.name}, seed {seed}, kg {planner.kg_hash[:12]}) to {output}"
     )
+
+
+def _batch_line(
+    model: str, params: SamplingParams, output: type[BaseModel] | None, spec: GenerationSpec
+) -> str:
+    return batch_line(model, spec_request(spec, params, output))
 
 
 def register(app: typer.Typer) -> None:
