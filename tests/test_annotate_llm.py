@@ -182,7 +182,7 @@ def test_labels_chunks_protocol_and_constraint_check(
     graph: Path, notes: Path, server: ThreadServer, tmp_path: Path, planned: list[GenerationSpec]
 ) -> None:
     out = tmp_path / "ann.jsonl"
-    done = annotate(graph, notes, out, server.url, "--no-cross-check")
+    done = annotate(graph, notes, out, server.url)  # with the lexicon cross-check (default)
     assert done.returncode == 0, done.stderr
     got = read(out)
     a, long = got[planned[0].record_id], got[planned[1].record_id]
@@ -196,6 +196,13 @@ def test_labels_chunks_protocol_and_constraint_check(
     assert [s.sentence.text for s in a.sentences] == SENTENCES_A
     assert [s.label.category_id for s in a.sentences] == [COG, CONCERN, None, None]
     assert [s.label.symptomatic for s in a.sentences] == [True, True, False, False]
+    # the lexicon's mentions ride along: synonyms of forgetfulness and family concern
+    assert [[m.symptom_id for m in s.mentions] for s in a.sentences] == [
+        ["KGS:sym/fx-forgetful"],
+        ["KGS:sym/fx-worry"],
+        [],
+        [],
+    ]
     assert [(r.keyword, r.sentence, r.label_agrees) for r in a.realisations] == [
         ("memory lapses", 0, True),
         ("daughter worried", 1, True),
@@ -225,7 +232,7 @@ def test_labels_chunks_protocol_and_constraint_check(
     assert "0 label disagreement(s)" in done.stderr
 
     # a rerun skips every note and asks nothing
-    again = annotate(graph, notes, out, server.url, "--no-cross-check")
+    again = annotate(graph, notes, out, server.url)
     assert again.returncode == 0, again.stderr
     assert len(server.requests()) == 3
     assert len(out.read_text().splitlines()) == 2
