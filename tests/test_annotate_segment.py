@@ -3,6 +3,7 @@ out by hand (counted on the snippets, not taken from the segmenter)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,37 @@ def test_every_report_section_of_the_seed_is_a_header() -> None:
     assert len(set(names)) == len(titles) and None not in names
     assert names[titles.index("History of present illness")] == "history_of_present_illness"
     assert names[titles.index("Mental status examination")] == "mental_status_exam"
+
+
+def test_invariants_on_assembled_notes() -> None:
+    """Notes assembled at random from note pieces: offsets exact, trimmed, in order, no
+    overlap, no header text in a sentence, every word of the prose kept."""
+    pieces = [
+        "SUBJECTIVE:",
+        "**Plan:**",
+        "## Assessment",
+        "HPI: 81 yo F w/ 6 mo of forgetfulness.",
+        "Pt. reports poor sleep. Dr. Lee saw her 3/4.",
+        "- Check B12 and TSH.",
+        "2) Donepezil 5 mg q.d. with meals.",
+        "BP 132/84, HR 72, T 98.6",
+        "she keeps losing\nher keys and glasses.",
+        "",
+        "   ",
+        'Mood "okay". Affect flat!  Denies SI?',
+    ]
+    rng = random.Random(11)
+    for _ in range(60):
+        newline = rng.choice(["\n", "\r\n", "\n\n"])
+        note = newline.join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        got = segment(note)
+        end = 0
+        for i, s in enumerate(got):
+            assert s.index == i
+            assert s.text == note[s.start : s.end] == s.text.strip() != ""
+            assert s.start >= end
+            end = s.end
+            assert "SUBJECTIVE" not in s.text and "**" not in s.text and "##" not in s.text
+        kept = " ".join(s.text for s in got)
+        for word in ("forgetfulness", "sleep", "TSH", "meals", "98.6", "glasses", "SI"):
+            assert (word in note) == (word in kept), (word, note)

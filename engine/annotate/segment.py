@@ -222,15 +222,19 @@ def _line_breaks(text: str) -> list[int]:
     out = []
     pos = text.find("\n")
     while pos != -1:
-        before = text[:pos].rstrip(" \t\r")
-        after = text[pos + 1 : pos + 12].lstrip(" \t")
+        before = pos - 1  # the last character of the line, spaces aside
+        while before >= 0 and text[before] in " \t\r":
+            before -= 1
+        after = pos + 1  # the first character of the next line, spaces aside
+        while after < len(text) and text[after] in " \t":
+            after += 1
         if (
-            not before
-            or before[-1] in _ENDS_SENTENCE
-            or before[-1] == "\n"
-            or not after
-            or after[0] in "\r\n"
-            or _NEXT_LINE_STARTS.match(after)
+            before < 0
+            or text[before] in _ENDS_SENTENCE
+            or text[before] == "\n"
+            or after == len(text)
+            or text[after] in "\r\n"
+            or _NEXT_LINE_STARTS.match(text, after)
         ):
             out.append(pos)
         pos = text.find("\n", pos + 1)
@@ -263,8 +267,7 @@ def _sentences(text: str, doc: Any, pipeline: _Pipeline) -> tuple[Sentence, ...]
     breaks = _line_breaks(text)
     bounds: set[int] = {0, len(text), *breaks}
     line_start = 0
-    for line_end in [*(i for i, c in enumerate(text) if c == "\n"), len(text)]:
-        line = text[line_start:line_end]
+    for line in text.split("\n"):
         if _MAY_SPLIT.search(line):
             for start in pipeline.split(line):
                 if (
@@ -273,7 +276,7 @@ def _sentences(text: str, doc: Any, pipeline: _Pipeline) -> tuple[Sentence, ...]
                     and not _continues(text, line_start + start)
                 ):
                     bounds.add(line_start + start)
-        line_start = line_end + 1
+        line_start += len(line) + 1
     for start, end, _ in headers:
         bounds.update((start, end))
     marks = sorted(bounds)
