@@ -69,7 +69,7 @@ def fhir(
     _check_output(output, force)
     read = read_notes(notes)
     result = bundle(list(read.ok.values()))
-    _write(output, result.model_dump_json(indent=2) + "\n")
+    _write(output, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     left_out = ", ".join(f"{v} {k}" for k, v in sorted(read.statuses.items()) if k != "ok")
     _err.print(
         f"{output}: FHIR R4 Bundle of {len(read.ok)} DocumentReference(s)"

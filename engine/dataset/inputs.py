@@ -8,13 +8,13 @@ JSON, or not a record, stops the build with the file and line named.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from engine.annotate.model import AnnotatedNote
@@ -27,10 +27,11 @@ OK = "ok"
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One parsed JSON line and where it came from."""
+    """One parsed JSON line, its bytes and where it came from."""
 
     number: int
     data: dict[str, Any]
+    raw: bytes
 
 
 def _lines(path: Path, what: str) -> Iterator[Line]:
@@ -45,8 +46,8 @@ def _lines(path: Path, what: str) -> Iterator[Line]:
             if not raw.strip():
                 continue
             try:
-                data = json.loads(raw)
-            except ValueError as err:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as err:
                 if not raw.endswith(b"\n"):
                     return  # a partial last line left by an interrupted writer
                 raise EngineError(f"{path}, line {number}: not valid JSON ({err})") from None
@@ -55,12 +56,12 @@ def _lines(path: Path, what: str) -> Iterator[Line]:
                     f"{path}, line {number}: no record_id, so not a kgsynth {what} line; "
                     f"is this a {what} file?"
                 )
-            yield Line(number, data)
+            yield Line(number, data, raw)
 
 
 def _validate[M: BaseModel](model: type[M], line: Line, path: Path, what: str) -> M:
     try:
-        return model.model_validate(line.data)
+        return model.model_validate_json(line.raw)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(line)"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+import pyarrow as pa
+from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Value
 from datasets.utils.logging import disable_progress_bar
 
 from engine.annotate.model import Mention
@@ -76,11 +77,17 @@ def features(scheme: LabelScheme, persona_keys: tuple[str, ...]) -> Features:
 
 
 def dataset_dict(rows_by_split: dict[str, list[dict[str, Any]]], feats: Features) -> DatasetDict:
-    """One ``Dataset`` per non-empty split, in split order, with ``feats``."""
+    """One ``Dataset`` per non-empty split, in split order, with ``feats``.
+
+    Rows already hold class ids, so the Arrow table is built by pyarrow from the features'
+    schema directly (``Dataset.from_list`` would encode every value in Python).
+    """
+    schema = feats.arrow_schema
     return DatasetDict(
         {
-            name: Dataset.from_list(
-                [{key: row[key] for key in feats} for row in rows_by_split[name]], features=feats
+            name: Dataset(
+                pa.Table.from_pylist(rows_by_split[name], schema=schema),
+                info=DatasetInfo(features=feats),
             )
             for name in SPLITS
             if rows_by_split.get(name)

@@ -89,8 +89,10 @@ def document_reference(note: NoteRecord) -> dict[str, Any]:
     return resource
 
 
-def bundle(notes: list[NoteRecord]) -> Bundle:
-    """A validated ``collection`` Bundle of the notes' DocumentReferences (by record id)."""
+def bundle(notes: list[NoteRecord]) -> dict[str, Any]:
+    """The ``collection`` Bundle of the notes' DocumentReferences (by record id), as FHIR
+    JSON, once ``fhir.resources`` has validated it (its own serialiser would double the
+    time and write the same content)."""
     ordered = sorted(notes, key=lambda n: n.record_id)
     ids = "\n".join(n.record_id for n in ordered).encode("utf-8")
     data: dict[str, Any] = {
@@ -105,4 +107,5 @@ def bundle(notes: list[NoteRecord]) -> Bundle:
     }
     if ordered:
         data["timestamp"] = max(n.timings.finished_at for n in ordered)
-    return Bundle.model_validate(data)
+    Bundle.model_validate(data)
+    return data
