@@ -212,8 +212,9 @@ def kgsynth(graph: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_plan_twice_gives_identical_files(graph: Path, tmp_path: Path) -> None:
+    # the second run forks 3 workers over 3 chunks of 4096 records: the same bytes
     outs = []
-    for name in ("a.jsonl", "b.jsonl"):
+    for name, workers in (("a.jsonl", "1"), ("b.jsonl", "3")):
         result = kgsynth(
             graph,
             "plan",
@@ -222,9 +223,11 @@ def test_cli_plan_twice_gives_identical_files(graph: Path, tmp_path: Path) -> No
             "--icd",
             "G30.9",
             "-n",
-            "1000",
+            "10000",
             "--seed",
             "7",
+            "--workers",
+            workers,
             "-o",
             str(tmp_path / name),
         )
@@ -233,7 +236,7 @@ def test_cli_plan_twice_gives_identical_files(graph: Path, tmp_path: Path) -> No
         outs.append((tmp_path / name).read_bytes())
     assert outs[0] == outs[1]
     rows = outs[0].decode().splitlines()
-    assert len(rows) == 1000
+    assert len(rows) == 10000
     first = GenerationSpec.model_validate_json(rows[0])
     assert (first.recipe, first.icd_code, first.record_id) == (
         "dualalign",
