@@ -2,8 +2,9 @@
 
 The planner reads each disease's profile once, compiles numpy tables and samples whole
 batches; every spec is rendered to chat messages and serialised as an OpenAI Batch request
-line (exactly what ``kgsynth plan --format openai-batch`` writes). The naive way touches the
-graph for every record:
+line (exactly what ``kgsynth plan --format openai-batch`` writes), in one process and, for
+dualalign, in one forked worker per CPU (``plan --workers``; the same bytes). The naive way
+touches the graph for every record:
 
 * ``naive`` -- one graph query per record (the disease's symptom read, ``profile_symptoms``),
   with everything else served from memory and the same sampling and rendering: the cheapest
@@ -43,13 +44,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engine.audit.specs import SpecAuditor, audit_specs_file, read_records  # noqa: E402
-from engine.llm.batch import batch_line  # noqa: E402
 from engine.plan import (  # noqa: E402
     CompiledRecipe,
     Planner,
     PlanRequest,
+    openai_batch_line,
+    plan_lines,
     sampling_params,
-    spec_request,
 )
 from engine.profile import Target, load_profile  # noqa: E402
 from kg.queries import get_query  # noqa: E402
@@ -74,14 +75,20 @@ def timed(fn: Callable[[], int], repeat: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def fast(store: GraphStore, recipe: str, code: str, n: int, sink: list[str]) -> int:
-    """The planner, end to end: resolve, read profiles once, sample, render, serialise."""
+def fast(
+    store: GraphStore, recipe: str, code: str, n: int, sink: list[str], workers: int = 1
+) -> int:
+    """``kgsynth plan --format openai-batch`` end to end: resolve, read profiles once, sample,
+    render, serialise (in ``workers`` forked processes); ``sink`` gets the text in chunks."""
     sink.clear()
     planner = Planner(store, PlanRequest(recipe=recipe, icd=(code,), n=n, seed=7))
     params = sampling_params(planner.recipe.generation)
-    for spec in planner.iter_specs():
-        sink.append(batch_line("bench-model", spec_request(spec, params)))
-    return len(sink)
+    line = partial(openai_batch_line, "bench-model", params, None)
+    count = 0
+    for text, k in plan_lines(planner, line, workers=workers):
+        sink.append(text)
+        count += k
+    return count
 
 
 def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str], full: bool) -> int:
@@ -100,7 +107,7 @@ def naive(store: GraphStore, recipe: str, code: str, n: int, sink: list[str], fu
         else:
             store.read(symptoms, {"disease": profile.disease_id})
         spec = compiled.specs(7, np.array([i], dtype=np.int64))[0]
-        sink.append(batch_line("bench-model", spec_request(spec, params)))
+        sink.append(openai_batch_line("bench-model", params, None, spec))
     return len(sink)
 
 
@@ -154,7 +161,13 @@ def bench(label: str, store: GraphStore, args: argparse.Namespace) -> None:
         print(f"#   {name} per CPU-second of this process: {cpu:.0f} specs/s", flush=True)
         if recipe != "dualalign":
             continue
-        head = fast_lines[: args.naive]
+        workers = os.cpu_count() or 1
+        if workers > 1:
+            wrate, _ = timed(
+                partial(fast, store, recipe, code, args.n, fast_lines, workers), args.repeat
+            )
+            print(f"BENCH {name}_{workers}_workers {wrate:.0f} specs/s", flush=True)
+        head = "".join(fast_lines).splitlines()[: args.naive]
         for full in (False, True):
             count = args.naive if not full else max(20, args.naive // 5)
             nrate, _ = timed(partial(naive, store, recipe, code, count, naive_lines, full), 1)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from engine.errors import EngineError
 from engine.llm.base import LLMRequest, SamplingParams
+from engine.llm.batch import batch_line
 from engine.profile import Catalogue, DiseaseProfile, Target, load_profile
 from engine.recipes import (
     Generation,
@@ -348,3 +349,10 @@ def spec_request(
         output=output,
         spec=spec,
     )
+
+
+def openai_batch_line(
+    model: str, params: SamplingParams, output: type[BaseModel] | None, spec: GenerationSpec
+) -> str:
+    """``plan --format openai-batch``'s line for ``spec`` (no newline)."""
+    return batch_line(model, spec_request(spec, params, output))

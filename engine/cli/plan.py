@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -24,9 +23,7 @@ from engine.cli.options import (
     plan_request,
 )
 from engine.errors import EngineError
-from engine.llm.base import SamplingParams
-from engine.llm.batch import batch_line
-from engine.plan import Planner, plan_lines, sampling_params, spec_request
+from engine.plan import Planner, openai_batch_line, plan_lines, sampling_params
 from engine.recipes import recipes
 from engine.spec import GenerationSpec
 from kg.cli import make_console, store_from_context
@@ -121,7 +118,7 @@ def plan(
                 line: Callable[[GenerationSpec], str] = GenerationSpec.model_dump_json
             else:
                 assert model is not None
-                line = partial(_batch_line, model, params, output_model)
+                line = partial(openai_batch_line, model, params, output_model)
             for text, count in plan_lines(planner, line, start, stop, workers):
                 fh.write(text)
                 progress.advance(task, count)
@@ -133,12 +130,6 @@ def plan(
         f"wrote {total} {'specs' if fmt is Format.specs else 'batch requests'} "
         f"({planner.recipe.name}, seed {seed}, kg {planner.kg_hash[:12]}) to {output}"
     )
-
-
-def _batch_line(
-    model: str, params: SamplingParams, output: type[BaseModel] | None, spec: GenerationSpec
-) -> str:
-    return batch_line(model, spec_request(spec, params, output))
 
 
 def register(app: typer.Typer) -> None:
