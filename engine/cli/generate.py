@@ -4,9 +4,10 @@ Rerunning the same command resumes: records already ``ok`` are skipped, ``failed
 retried, and answers already paid for come from the request cache. One process writes an
 output at a time, and an output holds the records of one run identity only.
 
-The gate (``--gate``, on by default) checks every answer before it is written: privacy
-(a shared n-gram with an example note or ``--reference`` corpus), near-duplicates of notes
-already accepted, and diagnosis leakage in pre-diagnosis windows; a rejected answer is
+The gate (``--gate``; privacy and leakage by default, ``all`` adds near-duplicates) checks
+every answer before it is written: privacy (a shared n-gram with an example note or the
+``--reference`` corpus), diagnosis leakage in pre-diagnosis windows, and near-duplicates of
+notes already accepted; a rejected answer is
 asked for again with a derived seed (``--regenerate`` times), then the record is written
 ``rejected`` with the reason and no text. See docs/gate.md.
 
@@ -357,7 +358,7 @@ def generate(
             help="Checks before a record is kept: all, none, or a list of "
             "privacy,near-duplicate,leakage.",
         ),
-    ] = "all",
+    ] = "privacy,leakage",
     reference: Annotated[
         Path | None,
         typer.Option(

@@ -91,7 +91,7 @@ async def settle(
         if rejection is None and gate.near is not None:
             if not my_turn:
                 if turns is None or not await turns.wait(seq):
-                    return None  # stopping before its turn: stays pending
+                    return None  # an earlier record was left pending: so is this one
                 my_turn = True
             sketch = gate.sketch(response.text)
             rejection = gate.near_duplicate(sketch, n, request.seed)

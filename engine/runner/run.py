@@ -209,7 +209,7 @@ class Runner:
         )
         if self.gate is not None:
             state.gate = self.gate.start()
-            state.turns = Turns(stop) if self.gate.ordered else None
+            state.turns = Turns() if self.gate.ordered else None
             if any(r.status == "ok" for r in contents.records.values()):
                 state.gate.load_accepted(accepted_notes(self.output))
         return state
@@ -239,8 +239,6 @@ class Runner:
             for task in list(run.tasks):
                 task.cancel()
             await asyncio.gather(*run.tasks, return_exceptions=True)
-            if run.turns is not None:
-                run.turns.close()
             if run.manifest_started or status != "aborted":
                 self._finalise(run, status)
             self._run = None
@@ -358,6 +356,8 @@ class Runner:
         started, started_at = time.monotonic(), now_iso()
         tried = cached or await run.policy.attempt(request)
         if tried.stopped:
+            if run.turns is not None:
+                run.turns.abandon(seq)
             return  # stopping: the record stays pending for the next run
         answer = None
         backend = self.backend
@@ -377,6 +377,8 @@ class Runner:
             first_cached=cached is not None,
         )
         if settled is None:
+            if run.turns is not None:
+                run.turns.abandon(seq)
             return  # stopping before the gate decided: the record stays pending
         if settled.answers and self.cache is not None:
             cache, answers = self.cache, settled.answers

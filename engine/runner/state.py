@@ -57,30 +57,27 @@ class RunSummary(BaseModel):
 class Turns:
     """Gate decisions in input order: record ``seq`` decides once every earlier one settled.
 
-    ``wait`` returns ``False`` instead when the run stops first: the record then stays
-    pending (a later one cannot be decided without it).
+    A record the run stops before it settles (it stays pending) is ``abandon``ed: every
+    later record then gives up its turn (``wait`` returns ``False``) and stays pending too,
+    since it cannot be decided without it. Records before it still finish and are written.
     """
 
-    def __init__(self, stop: asyncio.Event) -> None:
+    def __init__(self) -> None:
         self._next = 0
         self._settled: set[int] = set()
-        self._waiters: dict[int, asyncio.Future[None]] = {}
-        self._stop = stop
-        self._stopped: asyncio.Task[bool] | None = None
+        self._waiters: dict[int, asyncio.Future[bool]] = {}
+        self._hole: int | None = None
 
     async def wait(self, seq: int) -> bool:
+        if self._hole is not None and seq > self._hole:
+            return False
         if seq == self._next:
             return True
-        if self._stop.is_set():
-            return False
-        if self._stopped is None:
-            self._stopped = asyncio.ensure_future(self._stop.wait())
         turn = self._waiters[seq] = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait((turn, self._stopped), return_when=asyncio.FIRST_COMPLETED)
+            return await turn
         finally:
             self._waiters.pop(seq, None)
-        return turn.done()
 
     def settle(self, seq: int) -> None:
         self._settled.add(seq)
@@ -89,11 +86,13 @@ class Turns:
             self._next += 1
         turn = self._waiters.get(self._next)
         if turn is not None and not turn.done():
-            turn.set_result(None)
+            turn.set_result(True)
 
-    def close(self) -> None:
-        if self._stopped is not None:
-            self._stopped.cancel()
+    def abandon(self, seq: int) -> None:
+        self._hole = seq if self._hole is None else min(self._hole, seq)
+        for later, turn in self._waiters.items():
+            if later > seq and not turn.done():
+                turn.set_result(False)
 
 
 @dataclass(slots=True)
