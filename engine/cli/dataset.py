@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from engine.dataset.build import build_dataset
 from engine.dataset.splits import SplitConfig, SplitMethod, parse_ratios
 from kg.cli import make_console
 
@@ -48,6 +47,8 @@ def build(
     ] = False,
 ) -> None:
     """Sentence rows (JSONL, Parquet, Hugging Face datasets), splits by record and a card."""
+    from engine.dataset.build import build_dataset  # datasets/pyarrow: only when building
+
     split = SplitConfig(ratios=parse_ratios(ratios), seed=split_seed, method=split_method)
     summary = build_dataset(notes, annotations, output, split, force)
     per_split = ", ".join(

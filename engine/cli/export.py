@@ -14,9 +14,7 @@ from typing import Annotated
 
 import typer
 
-from engine.dataset.inputs import read_notes
 from engine.errors import EngineError
-from engine.export.fhir import bundle
 from kg.cli import make_console
 
 export_app = typer.Typer(
@@ -66,6 +64,9 @@ def fhir(
     ] = False,
 ) -> None:
     """A FHIR R4 Bundle (collection) of DocumentReference resources, one per ok note."""
+    from engine.dataset.inputs import read_notes
+    from engine.export.fhir import bundle  # fhir.resources: only when exporting
+
     _check_output(output, force)
     read = read_notes(notes)
     result = bundle(list(read.ok.values()))
