@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
+from engine.cli import annotate as annotate_cli
 from engine.cli import audit as audit_cli
 from engine.cli import dataset as dataset_cli
 from engine.cli import export as export_cli
@@ -83,6 +84,7 @@ loaders_cli.register(kg_app)
 app.add_typer(kg_app, name="kg")
 plan_cli.register(app)
 generate_cli.register(app)
+annotate_cli.register(app)
 audit_cli.register(app, kg_app)
 dataset_cli.register(app)
 export_cli.register(app)
