@@ -223,6 +223,7 @@ def test_generate_regenerates_rejects_and_counts(
         "generate", "--recipe", "dualalign", "--icd", "G30.9", "-n", str(n), "--seed",
         str(run_seed), "--model", "test-model", "--base-url", server.url, "-o", str(out),
         "--reference", str(corpus), "--reference-field", "body", "--concurrency", "4",
+        "--gate", "all",
     ]  # fmt: skip
     done = kgsynth(graph, *args)
     assert done.returncode == 0, done.stderr
@@ -321,7 +322,14 @@ def test_gate_options_and_a_malformed_reference_corpus(graph: Path, tmp_path: Pa
     assert all(r.gate is None for r in read_records(out).values())
 
 
-def gate_run(url: str, out: Path, jobs: list[GenerationJob], *, concurrency: int) -> RunSummary:
+def gate_run(
+    url: str,
+    out: Path,
+    jobs: list[GenerationJob],
+    *,
+    concurrency: int,
+    stop_after: float | None = None,
+) -> RunSummary:
     async def go() -> RunSummary:
         backend = OpenAIBackend("test-model", base_url=url)
         runner = Runner(
@@ -332,6 +340,8 @@ def gate_run(url: str, out: Path, jobs: list[GenerationJob], *, concurrency: int
             source={"test": "gate"},
             gate=Gate(GateConfig(checks=("near-duplicate",), regenerate=2)),
         )
+        if stop_after is not None:
+            asyncio.get_running_loop().call_later(stop_after, runner.request_stop)
         try:
             return await runner.run(jobs, total=len(jobs))
         finally:
@@ -416,3 +426,35 @@ def test_near_duplicate_decisions_follow_input_order_not_completion_order(
     assert len(log) == 6 + 2  # two regenerations
     done = {e["body"]["seed"]: e["done"] for e in log}
     assert done[1002] < done[1001] and done[1003] < done[1001]
+
+
+def test_a_stop_writes_what_can_be_decided_and_leaves_the_rest_pending(
+    server: Served, tmp_path: Path
+) -> None:
+    all_jobs = jobs(6)
+    replies, delays = server.app.replies, server.app.delays
+    for job in all_jobs:
+        assert job.seed is not None
+        replies[job.seed] = clean_note(job.record_id)
+        replies[regeneration_seed(job.seed, 1)] = clean_note(f"{job.record_id}/1")
+    # in flight at the stop: rec-1 answers late and is still decided, rec-2..5 wait for it
+    delays[1001] = 1.0
+    out = tmp_path / "late.jsonl"
+    first = gate_run(server.url, out, all_jobs, concurrency=6, stop_after=0.3)
+    assert first.status == "interrupted" and first.ok == 6
+    assert len(out.read_text().splitlines()) == len(server.app.log) == 6
+
+    # rec-1's late answer nearly copies rec-0: its regeneration would start after the stop,
+    # so rec-1 stays pending, and so do rec-2..5 (answered, but not decidable without it)
+    server.app.log.clear()
+    replies[1001] = replies[1000].replace("Note", "Copy", 1)
+    out = tmp_path / "hole.jsonl"
+    second = gate_run(server.url, out, all_jobs, concurrency=6, stop_after=0.3)
+    assert second.status == "interrupted" and second.ok == 1
+    assert list(read_records(out)) == ["rec-0"] and len(server.app.log) == 6
+    third = gate_run(server.url, out, all_jobs, concurrency=6)
+    assert third.status == "complete" and third.skipped == 1 and third.ok == 5
+    records = read_records(out)
+    assert all(r.status == "ok" for r in records.values()) and len(records) == 6
+    report = records["rec-1"].gate
+    assert report is not None and [x.similar_to for x in report.rejections] == ["rec-0"]

@@ -220,7 +220,7 @@ def _write_batch_file(
     from engine.llm.batch import write_batch_requests
 
     held = OutputLog(output).load().records
-    done = {rid for rid, state in held.items() if state.status == "ok"}
+    done = {rid for rid, state in held.items() if state.status in ("ok", "rejected")}
     requests = (
         LLMRequest(
             request_id=job.record_id,
