@@ -298,3 +298,21 @@ def test_label_outside_the_scheme_is_unparseable(
     )
     chunks = read_records(tmp_path / "ann.chunks.jsonl")
     assert {r.failure for r in chunks.values() if r.status == "failed"} == {"unparseable"}
+
+
+def test_answer_cut_at_the_token_limit_says_so(
+    graph: Path, notes: Path, server: ThreadServer, tmp_path: Path, planned: list[GenerationSpec]
+) -> None:
+    # the first request (NOTE_A's chunk, concurrency 1) stops at the token limit
+    server.configure(ServerConfig(label_rules=RULES, schedule=["length"]))
+    out = tmp_path / "ann.jsonl"
+    done = annotate(
+        graph, notes, out, server.url, "--max-attempts", "1", "--concurrency", "1",
+        "--no-cross-check",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert read(out)[planned[0].record_id].reason == (
+        "sentences 0-3: answer cut at the token limit (1024 max_tokens); raise --max-tokens"
+    )
+    chunks = read_records(tmp_path / "ann.chunks.jsonl")
+    assert {r.failure for r in chunks.values() if r.status == "failed"} == {"truncated"}

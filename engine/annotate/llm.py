@@ -27,7 +27,7 @@ from engine.annotate.notes import Note
 from engine.annotate.scheme import LabelScheme
 from engine.errors import EngineError
 from engine.llm.base import Backend, LLMRequest, LLMResponse, Messages
-from engine.llm.parsing import UnparseableOutput, check_response
+from engine.llm.parsing import UnparseableOutput, parse_structured
 from engine.outputs import SentenceLabels, sentence_labels_for
 from engine.runner.records import GenerationJob, NoteRecord
 
@@ -106,38 +106,47 @@ def chunked(
     ]
 
 
-def chunk_labels(chunk: Chunk, parsed: Any) -> tuple[Label, ...]:
-    """The label of each of the chunk's sentences from a validated ``SentenceLabels`` answer.
+def check_chunk(chunk: Chunk, answer: SentenceLabels) -> list[str]:
+    """The label name of each of the chunk's sentences, in order.
 
     Raises ``UnparseableOutput`` naming the problem: a sentence left out, one not in the
     chunk or labelled twice, or a label outside the note's scheme.
     """
-    answer = SentenceLabels.model_validate(parsed)
     wanted = [s.index for s in chunk.sentences]
     given: dict[int, str] = {}
     for item in answer.labels:
-        if item.sentence not in wanted:
+        if item.sentence not in given and item.sentence in wanted:
+            given[item.sentence] = item.label
+        elif item.sentence in given:
+            raise UnparseableOutput(f"sentence {item.sentence} labelled twice")
+        else:
             raise UnparseableOutput(
                 f"label for sentence {item.sentence}, which is not in this request "
                 f"({wanted[0]}-{wanted[-1]})"
             )
-        if item.sentence in given:
-            raise UnparseableOutput(f"sentence {item.sentence} labelled twice")
-        given[item.sentence] = item.label
     missing = [i for i in wanted if i not in given]
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
         raise UnparseableOutput(f"no label for sentence(s) {shown} of {len(wanted)}")
-    labels = []
+    allowed = set(chunk.scheme.labels)
     for index in wanted:
-        try:
-            labels.append(chunk.scheme.label(given[index]))
-        except KeyError:
+        if given[index] not in allowed:
             raise UnparseableOutput(
                 f"sentence {index}: label {given[index]!r} is not in scheme "
                 f"{chunk.scheme.scheme} ({', '.join(chunk.scheme.labels)})"
-            ) from None
-    return tuple(labels)
+            )
+    return [given[i] for i in wanted]
+
+
+def chunk_labels(chunk: Chunk, parsed: Any) -> tuple[Label, ...]:
+    """The ``Label`` of each of the chunk's sentences from a stored ``SentenceLabels`` answer
+    (validated again: it may come from an older kgsynth); ``check_chunk``'s errors."""
+    names = check_chunk(chunk, SentenceLabels.model_validate(parsed))
+    return tuple(chunk.scheme.label(name) for name in names)
+
+
+#: finish reasons the runner's ``check_response`` turns into their own failure kinds
+_CUT = ("length", "content_filter")
 
 
 class CheckedBackend(Backend):
@@ -162,8 +171,12 @@ class CheckedBackend(Backend):
     async def complete(self, request: LLMRequest) -> LLMResponse:
         response = await self.inner.complete(request)
         chunk = self.chunks.get(request.request_id)
-        if chunk is not None:
-            chunk_labels(chunk, check_response(request, response))
+        if chunk is None or request.output is None or response.finish_reason in _CUT:
+            return response  # a cut answer: the runner's check_response names why
+        parsed = parse_structured(response.raw, request.output)
+        if not isinstance(parsed, SentenceLabels):
+            raise EngineError(f"annotation requests must ask for SentenceLabels, not {parsed!r}")
+        check_chunk(chunk, parsed)
         return response
 
     async def aclose(self) -> None:
