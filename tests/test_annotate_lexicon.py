@@ -19,6 +19,7 @@ from kg.store.writer import write_batch
 from tests.engine_graph import curated_seed, open_embedded
 
 AD = "KGS:disease/alzheimers-disease"
+MDD = "KGS:disease/major-depressive-disorder-single-episode"
 CAT = "KGS:category/dualalign/"
 CI, CO, FI, PC, NP = (
     CAT + c
@@ -36,12 +37,18 @@ MACRO_F1_FLOOR = 0.85
 
 
 @pytest.fixture(scope="module")
-def profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiseaseProfile]:
+def profiles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DiseaseProfile]]:
     store = open_embedded(tmp_path_factory.mktemp("lexicon") / "g.db")
     store.apply_schema()
     write_batch(store, curated_seed())
-    yield load_profile(store, Catalogue(store).disease(AD))
+    catalogue = Catalogue(store)
+    yield {d: load_profile(store, catalogue.disease(d)) for d in (AD, MDD)}
     store.close()
+
+
+@pytest.fixture(scope="module")
+def profile(profiles: dict[str, DiseaseProfile]) -> DiseaseProfile:
+    return profiles[AD]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +65,15 @@ def test_scheme_categories_and_informant_category(annotator: LexiconAnnotator) -
     assert set(annotator.categories) == {CI, CO, FI, PC, NP}
     assert annotator.categories[CO] == "concern expressed by others"
     assert annotator.informant_category == CO
+
+
+def test_a_scheme_without_a_family_category_has_no_informant_category(
+    profiles: dict[str, DiseaseProfile],
+) -> None:
+    mdd = LexiconAnnotator.from_profiles(profiles[MDD])
+    assert mdd.scheme == "mh" and mdd.informant_category is None
+    both = LexiconAnnotator.from_profiles([profiles[AD], profiles[MDD]], scheme="dualalign")
+    assert both.informant_category == CO
 
 
 def test_affirmed_mention_labels_its_category(annotator: LexiconAnnotator) -> None:

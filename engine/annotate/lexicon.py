@@ -16,9 +16,10 @@ another person's do not count; uncertain ones do. If a counted mention belongs t
 scheme's *informant category* or was told by an informant, the label is that category (the
 AD protocol: "when both are present, prefer concern expressed by others"); otherwise the
 category of the longest counted mention (the first on ties); with none, "no symptom". The
-informant category is the one in which most symptoms have a surface form naming a relative,
-caregiver or the family (DualAlign's "concern expressed by others"); none if no category
-qualifies, and then informant reports take their keyword's own category.
+informant category is the one in which most symptoms are named for a relative, caregiver
+or the family ("family reports repetition": DualAlign's "concern expressed by others");
+none if no category qualifies, and then informant reports take their keyword's own
+category.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ class LexiconAnnotator:
                 category = symptom.category_in(scheme) if scheme else None
                 if category is not None:
                     categories[category.id] = category.name
-                    names = _INFORMANT_WORDS.search(" ".join(symptom.surface_forms))
-                    named.setdefault(category.id, []).append(names is not None)
+                    names = _INFORMANT_WORDS.search(symptom.name) is not None
+                    named.setdefault(category.id, []).append(names)
                 for form in symptom.surface_forms:
                     for text in dict.fromkeys(voices(form)):
                         terms.append(Term(text, symptom.id, category.id if category else None))
