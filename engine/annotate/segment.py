@@ -83,8 +83,7 @@ GENERIC = "header"
 _DECOR = r"[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?"
 _CLOSE = r"(?:\*\*|__)?[ \t]*(?::(?:\*\*|__)?|(?=\r?\n|\Z))"
 #: a line that is a header and nothing else (markdown heading, bold line, ``Title:`` of at
-#: most four words),
-#: or a bold ``**Title:**`` opening a line
+#: most four words), or a bold ``**Title:**`` opening a line
 _GENERIC = (
     r"^[ \t]*(?:(?:#{1,6}[ \t]+[^\n]{1,60}?[ \t]*:?|\*\*[^\n*]{1,60}\*\*[ \t]*:?"
     r"|[A-Za-z][A-Za-z/&'()-]*(?:[ \t]+[A-Za-z/&'()-]+){0,3}[ \t]*(?:\*\*)?:(?:\*\*)?)"
