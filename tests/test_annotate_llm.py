@@ -316,3 +316,71 @@ def test_answer_cut_at_the_token_limit_says_so(
     )
     chunks = read_records(tmp_path / "ann.chunks.jsonl")
     assert {r.failure for r in chunks.values() if r.status == "failed"} == {"truncated"}
+
+
+def test_batch_file_then_ingest(
+    graph: Path, notes: Path, tmp_path: Path, planned: list[GenerationSpec]
+) -> None:
+    out = tmp_path / "ann.jsonl"
+    base = ["--uri", f"embedded:{graph}", "annotate", str(notes), "-o", str(out)]
+    done = run_cli([*base, "--backend", "batch", "--model", "m"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in (tmp_path / "ann.batch.jsonl").read_text().splitlines()]
+    ids = {line["custom_id"].rsplit("/", 1)[1]: line["custom_id"] for line in lines}
+    assert sorted(ids) == ["s0-11", "s0-3", "s12-13"]
+    assert all(
+        x["body"]["response_format"]["json_schema"]["name"] == "SentenceLabels" for x in lines
+    )
+    da = "(dualalign)"
+    answers = {  # written by hand for NOTE_A and LONG
+        "s0-3": [
+            (0, f"cognitive {da}"),
+            (1, f"concern {da}"),
+            (2, "no symptom"),
+            (3, "no symptom"),
+        ],
+        "s0-11": [(n, "no symptom") for n in range(12)],
+        "s12-13": [(12, f"neuropsychiatric {da}"), (13, "no symptom")],
+    }
+    results = tmp_path / "results.jsonl"
+    results.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": ids[span],
+                    "response": {
+                        "status_code": 200,
+                        "body": {
+                            "choices": [
+                                {
+                                    "message": {
+                                        "content": json.dumps(
+                                            {
+                                                "labels": [
+                                                    {"sentence": n, "label": lab}
+                                                    for n, lab in labels
+                                                ]
+                                            }
+                                        )
+                                    },
+                                    "finish_reason": "stop",
+                                }
+                            ]
+                        },
+                    },
+                }
+            )
+            + "\n"
+            for span, labels in answers.items()
+        )
+    )
+    done = run_cli(
+        [*base, "--backend", "batch", "--model", "m", "--ingest", str(results)], tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    got = read(out)
+    a, long = got[planned[0].record_id], got[planned[1].record_id]
+    assert (a.backend, a.model) == ("batch", "m")
+    assert [s.label.category_id for s in a.sentences] == [COG, CONCERN, None, None]
+    assert [s.sentence.index for s in long.sentences if s.label.symptomatic] == [12]
+    assert long.sentences[12].label.category_id == NPS
