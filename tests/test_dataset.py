@@ -341,10 +341,9 @@ def test_input_errors_are_one_line_and_write_nothing(inputs: Inputs, tmp_path: P
     assert parse_ratios("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
 
 
-def test_a_gated_run_gives_a_dataset_and_bundle_without_its_rejected_notes(
-    graph: Path, tmp_path: Path
-) -> None:
-    """The real gate rejects the two notes whose opening line is in the reference corpus."""
+def test_generate_gate_annotate_dataset_and_fhir_end_to_end(graph: Path, tmp_path: Path) -> None:
+    """Real commands throughout: the gate rejects the two notes whose opening line is in the
+    reference corpus; `kgsynth annotate` labels the rest; dataset and bundle leave them out."""
     plain = generate(
         graph,
         tmp_path / "plain.jsonl",
@@ -383,10 +382,20 @@ def test_a_gated_run_gives_a_dataset_and_bundle_without_its_rejected_notes(
     status = {r["record_id"]: r["status"] for r in records}
     bad = {rid for rid, s in status.items() if s == "rejected"}
     assert bad == {"dualalign-5-00000000", "dualalign-5-00000003"}
-    ok = [NoteRecord.model_validate(r) for r in records if r["status"] == "ok"]
-    annotations = write_jsonl(
-        tmp_path / "annotations.jsonl", [annotate(n).model_dump_json() for n in ok]
+    annotations = tmp_path / "annotations.jsonl"
+    done = kgsynth(
+        "--uri",
+        f"embedded:{graph}",
+        "annotate",
+        str(gated),
+        "--backend",
+        "template",
+        "-o",
+        str(annotations),
     )
+    assert done.returncode == 0, done.stderr
+    annotated = [json.loads(line) for line in annotations.read_text().splitlines()]
+    assert {a["record_id"] for a in annotated} == set(status) - bad
     out = tmp_path / "ds"
     done = kgsynth(
         "dataset", "build", "--notes", str(gated), "--annotations", str(annotations), "-o", str(out)
@@ -394,7 +403,11 @@ def test_a_gated_run_gives_a_dataset_and_bundle_without_its_rejected_notes(
     assert done.returncode == 0, done.stderr
     rows = [r for s in SPLITS for r in jsonl_rows(out, s)]
     assert {r["record_id"] for r in rows} == set(status) - bad
+    assert len(rows) == sum(len(a["sentences"]) for a in annotated)
     card = (out / "README.md").read_text()
+    assert (
+        "- Annotators (annotator (backend/model), notes): rules (template/rule-based) (4)" in card
+    )
     assert "Rejected notes in the notes file: 2 (never in this dataset)." in card
     assert "- records_rejected: 2" in card
     assert '- checks: ["privacy"]' in card
@@ -404,3 +417,11 @@ def test_a_gated_run_gives_a_dataset_and_bundle_without_its_rejected_notes(
     plain_notes = [NoteRecord.model_validate_json(line) for line in plain.read_text().splitlines()]
     opening = {annotate(plain_notes[i]).sentences[0].sentence.text for i in (0, 3)}
     assert len(opening) == 2 and not opening & {r["text"] for r in rows}
+    bundle = tmp_path / "bundle.json"
+    done = kgsynth("export", "fhir", str(gated), "-o", str(bundle))
+    assert done.returncode == 0, done.stderr
+    assert "left out 2 rejected" in done.stderr
+    entries = json.loads(bundle.read_text())["entry"]
+    assert sorted(e["resource"]["identifier"][0]["value"] for e in entries) == sorted(
+        set(status) - bad
+    )
