@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,9 @@ def check_target(output: Path, force: bool) -> None:
         )
 
 
-def _install(output: Path, fill: Any) -> None:
-    """Build in a temporary sibling with ``fill(tmp)``, then swap it in for ``output``."""
+def _install(output: Path, fill: Callable[[Path], None]) -> None:
+    """Build in a temporary sibling with ``fill(tmp)``, then swap it in for ``output``
+    (an earlier ``output`` is put back if the swap fails)."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     old = tmp.with_name(f"{tmp.name}.old")
     try:
@@ -126,7 +128,12 @@ def _install(output: Path, fill: Any) -> None:
         os.chmod(tmp, 0o755)
         if output.exists():
             os.rename(output, old)
-        os.rename(tmp, output)
+        try:
+            os.rename(tmp, output)
+        except BaseException:
+            if old.exists():
+                os.rename(old, output)
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
