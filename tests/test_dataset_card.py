@@ -7,11 +7,13 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 
 from engine.annotate.model import AnnotatedNote, Label, Mention, Realisation, Sentence
 from engine.annotate.model import SentenceAnnotation as SA
 from engine.dataset.build import build_dataset
 from engine.dataset.splits import SplitConfig
+from engine.errors import EngineError
 from engine.provenance import sha256_hex
 from engine.runner.records import NoteRecord, Timings
 from engine.spec import GenerationSpec, Keyword, Persona, WindowRef
@@ -263,3 +265,31 @@ def test_all_notes_to_test_when_its_ratio_is_the_only_one(
         ("test", 3, 6),
     ]
     assert sorted(p.name for p in (tmp_path / "ds" / "parquet").iterdir()) == ["test.parquet"]
+
+
+def test_no_rows_is_an_error_and_writes_nothing(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    notes_file, _ = toy
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "ds"
+    with pytest.raises(EngineError) as err:
+        build_dataset(notes_file, empty, out, SplitConfig(), force=False)
+    assert str(err.value) == (
+        f"no annotated sentence of an ok note in {notes_file} and {empty} (notes left out: "
+        "5 not annotated, 1 note rejected); nothing written"
+    )
+    assert not out.exists()
+
+
+def test_the_card_front_matter_is_yaml_naming_the_parquet_files(
+    toy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "ds"
+    build_dataset(*toy, out, SplitConfig(ratios=(1, 0, 1), seed=3), force=False)
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    files = meta["configs"][0]["data_files"]
+    assert all((out / f["path"]).is_file() for f in files)
+    assert sorted(f["split"] for f in files) == sorted(p.stem for p in (out / "parquet").iterdir())
+    assert "synthetic" in meta["tags"]

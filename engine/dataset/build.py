@@ -147,6 +147,12 @@ def build_dataset(
     notes = read_notes(notes_path)
     annotations = read_annotations(annotations_path, notes)
     built = sentence_rows(notes, annotations)
+    if not built.rows:
+        left_out = ", ".join(f"{v} {k}" for k, v in sorted(built.excluded.items())) or "none"
+        raise EngineError(
+            f"no annotated sentence of an ok note in {notes_path} and {annotations_path} "
+            f"(notes left out: {left_out}); nothing written"
+        )
     note_list = [n for n, _ in built.used.values()]
     annotated = [a for _, a in built.used.values()]
     specs = [n.spec for n in note_list if n.spec is not None]
