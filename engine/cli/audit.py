@@ -12,8 +12,6 @@ from typing import Annotated
 import typer
 
 from engine.audit.findings import AuditReport
-from engine.audit.graph import audit_graph
-from engine.audit.specs import audit_specs_file
 from kg.cli import store_from_context
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
@@ -68,6 +66,8 @@ def kg_audit(
     Cycles, orphans, empty categories, share sums, gendered forms, unsourced numbers.
     """
     with store_from_context(ctx) as store:
+        from engine.audit.graph import audit_graph  # networkx: only for this command
+
         result = audit_graph(store)
     report(result, as_json, limit)
 
@@ -88,6 +88,8 @@ def spec_audit(
     Pronoun, stage, age, strata, attribute and core conflicts; alignment figures (TVD).
     """
     with store_from_context(ctx) as store:
+        from engine.audit.specs import audit_specs_file
+
         result = audit_specs_file(store, specs)
     report(result, as_json, limit)
 
