@@ -158,3 +158,16 @@ def test_an_output_that_is_not_a_bundle_is_kept_unless_forced(
     done = kgsynth("export", "fhir", str(missing), "-o", str(tmp_path / "b.json"))
     assert (done.returncode, done.stderr.strip()) == (2, f"error: {missing}: no such notes file")
     assert not (tmp_path / "b.json").exists()
+
+
+def test_no_ok_note_gives_a_valid_bundle_without_entries(
+    notes: list[NoteRecord], tmp_path: Path
+) -> None:
+    lines = [n.model_dump_json() for n in notes[:2]] + [rejected(n) for n in notes[:2]]
+    out = tmp_path / "b.json"
+    done = kgsynth("export", "fhir", str(write_jsonl(tmp_path / "n.jsonl", lines)), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "Bundle of 0 DocumentReference(s); left out 2 rejected" in done.stderr
+    data = json.loads(out.read_text())
+    assert "entry" not in data and data["type"] == "collection"
+    Bundle.model_validate(data)

@@ -100,12 +100,12 @@ def bundle(notes: list[NoteRecord]) -> dict[str, Any]:
         "id": hashlib.sha256(ids).hexdigest()[:32],
         "meta": {"tag": [SYNTHETIC_TAG]},
         "type": "collection",
-        "entry": [
+    }
+    if ordered:  # FHIR JSON has no empty arrays: a bundle of no notes has no entry
+        data["timestamp"] = max(n.timings.finished_at for n in ordered)
+        data["entry"] = [
             {"fullUrl": f"urn:uuid:{resource_id(n.record_id)}", "resource": document_reference(n)}
             for n in ordered
-        ],
-    }
-    if ordered:
-        data["timestamp"] = max(n.timings.finished_at for n in ordered)
+        ]
     Bundle.model_validate(data)
     return data
