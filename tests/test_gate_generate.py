@@ -25,7 +25,7 @@ from engine.gate import Gate, GateConfig, regeneration_seed
 from engine.llm.base import SamplingParams
 from engine.llm.openai_backend import OpenAIBackend
 from engine.plan import Planner, PlanRequest
-from engine.runner import GenerationJob, RunConfig, Runner, RunSummary, read_records
+from engine.runner import GenerationJob, RequestCache, RunConfig, Runner, RunSummary, read_records
 from engine.runner.output import manifest_path
 from engine.spec import GenerationSpec
 from tests.engine_graph import open_embedded
@@ -329,15 +329,18 @@ def gate_run(
     *,
     concurrency: int,
     stop_after: float | None = None,
+    cache: Path | None = None,
 ) -> RunSummary:
     async def go() -> RunSummary:
         backend = OpenAIBackend("test-model", base_url=url)
+        db = RequestCache(cache) if cache else None
         runner = Runner(
             backend,
             out,
             params=SamplingParams(),
             config=RunConfig(concurrency=concurrency, timeout_s=10.0, progress=False),
             source={"test": "gate"},
+            cache=db,
             gate=Gate(GateConfig(checks=("near-duplicate",), regenerate=2)),
         )
         if stop_after is not None:
@@ -346,6 +349,8 @@ def gate_run(
             return await runner.run(jobs, total=len(jobs))
         finally:
             await backend.aclose()
+            if db is not None:
+                db.close()
 
     return asyncio.run(go())
 
@@ -448,11 +453,13 @@ def test_a_stop_writes_what_can_be_decided_and_leaves_the_rest_pending(
     # so rec-1 stays pending, and so do rec-2..5 (answered, but not decidable without it)
     server.app.log.clear()
     replies[1001] = replies[1000].replace("Note", "Copy", 1)
-    out = tmp_path / "hole.jsonl"
-    second = gate_run(server.url, out, all_jobs, concurrency=6, stop_after=0.3)
+    out, db = tmp_path / "hole.jsonl", tmp_path / "hole.sqlite"
+    second = gate_run(server.url, out, all_jobs, concurrency=6, stop_after=0.3, cache=db)
     assert second.status == "interrupted" and second.ok == 1
     assert list(read_records(out)) == ["rec-0"] and len(server.app.log) == 6
-    third = gate_run(server.url, out, all_jobs, concurrency=6)
+    # the rerun pays only for rec-1's regeneration: the pending records' answers were cached
+    third = gate_run(server.url, out, all_jobs, concurrency=6, cache=db)
+    assert [e["body"]["seed"] for e in server.app.log[6:]] == [regeneration_seed(1001, 1)]
     assert third.status == "complete" and third.skipped == 1 and third.ok == 5
     records = read_records(out)
     assert all(r.status == "ok" for r in records.values()) and len(records) == 6

@@ -11,8 +11,7 @@ cached, rejected ones included, so a rerun pays for none of them again.
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -36,7 +35,6 @@ class Settled:
     status: Status = "failed"
     attempts: int = 0
     usage: Usage | None = None
-    answers: list[CachedAnswer] = field(default_factory=list)
 
 
 async def _answer(
@@ -63,8 +61,13 @@ async def settle(
     backend: tuple[str, str],
     cache: RequestCache | None,
     first_cached: bool,
+    answers: list[CachedAnswer],
 ) -> Settled | None:
-    """Gate ``first`` and any regenerations; ``None`` when the run stopped first (pending)."""
+    """Gate ``first`` and any regenerations; ``None`` when the run stopped first (pending).
+
+    Fresh answers to regenerations are appended to ``answers`` (the caller caches them
+    whatever the outcome, so a record left pending pays for nothing twice).
+    """
     gate, turns = run.gate, run.turns
     assert gate is not None
     limit = gate.gate.config.regenerate
@@ -73,6 +76,7 @@ async def settle(
     outcome = Settled(Tried(), report)
     errors = []
     tried, cached, n, my_turn = first, first_cached, 0, turns is None
+    key: str | None = None  # the regeneration's cache key (the caller caches the first answer)
     while True:
         if tried.stopped:
             return None
@@ -83,9 +87,8 @@ async def settle(
             break  # no usable answer: failed (a rerun retries the record)
         if response.usage is not None and not cached:
             outcome.usage = response.usage + outcome.usage if outcome.usage else response.usage
-        if n and not cached and cache is not None:
-            fresh = request_key(*backend, request.messages, request.key_params())
-            outcome.answers.append(CachedAnswer(fresh, *backend, job.record_id, response))
+        if key is not None and not cached:
+            answers.append(CachedAnswer(key, *backend, job.record_id, response))
         rejection: Rejection | None = gate.screen(response.text, job.spec, n, request.seed)
         sketch = None
         if rejection is None and gate.near is not None:
@@ -110,9 +113,7 @@ async def settle(
         gate.counts.regenerated += 1
         request = dataclasses.replace(request, seed=regeneration_seed(base_seed, n))
         key = request_key(*backend, request.messages, request.key_params()) if cache else None
-        t0 = time.monotonic()
         tried, cached = await _answer(run, request, cache, key)
-        tried.last_s = tried.last_s if tried.last_s is not None else time.monotonic() - t0
     report.regenerations = n
     outcome.tried.errors = errors
     return outcome

@@ -366,6 +366,7 @@ class Runner:
         if run.gate is None:
             self._write(run, job, fp, tried, started, started_at, answer=answer)
             return
+        answers = [answer] if answer is not None else []
         settled = await settle(
             run,
             job,
@@ -375,14 +376,15 @@ class Runner:
             backend=(backend.name, backend.model),
             cache=self.cache,
             first_cached=cached is not None,
+            answers=answers,
         )
+        if answers and self.cache is not None:  # before the record, even if it stays pending
+            cache = self.cache
+            run.sink.call(lambda: cache.put_many(answers))
         if settled is None:
             if run.turns is not None:
                 run.turns.abandon(seq)
             return  # stopping before the gate decided: the record stays pending
-        if settled.answers and self.cache is not None:
-            cache, answers = self.cache, settled.answers
-            run.sink.call(lambda: cache.put_many(answers))
         self._write(
             run,
             job,
@@ -391,7 +393,6 @@ class Runner:
             started,
             started_at,
             cached=cached is not None,
-            answer=answer,
             settled=settled,
         )
         if run.turns is not None:
