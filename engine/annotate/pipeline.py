@@ -32,7 +32,7 @@ from engine.annotate.llm import (
 from engine.annotate.model import AnnotatedNote, Annotator, Sentence, SentenceAnnotation
 from engine.annotate.notes import Note, NotesFile
 from engine.annotate.scheme import LabelScheme, scheme_of
-from engine.annotate.segment import segment
+from engine.annotate.segment import segment_many
 from engine.errors import EngineError
 from engine.llm.base import Backend, SamplingParams
 from engine.llm.pricing import PriceTable
@@ -340,7 +340,8 @@ def annotate_lexicon(
     try:
         for first in range(0, len(todo), batch):
             part = todo[first : first + batch]
-            ready = [(i, segment(i.note.text)) for i in part if i.scheme and not i.problem]
+            fit = [i for i in part if i.scheme and not i.problem]
+            ready = list(zip(fit, segment_many(i.note.text for i in fit), strict=True))
             found = iter(labellers.label(ready))
             lines = [
                 _finish(how, i, next(found), None, summary)
@@ -393,10 +394,12 @@ def llm_labelling(run: LlmRun) -> Labelling:
 
 def chunk_plan(items: Sequence[Prepared], size: int) -> list[tuple[Prepared, list[Chunk]]]:
     """Each labellable note with its chunks (its text segmented once)."""
+    ready = [item for item in items if item.scheme is not None and item.problem is None]
+    sentences = segment_many(item.note.text for item in ready)
     return [
-        (item, chunked(item.note, item.scheme, segment(item.note.text), size))
-        for item in items
-        if item.scheme is not None and item.problem is None
+        (item, chunked(item.note, item.scheme, found, size))
+        for item, found in zip(ready, sentences, strict=True)
+        if item.scheme is not None
     ]
 
 
