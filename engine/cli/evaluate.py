@@ -1,0 +1,108 @@
+"""``kgsynth evaluate NOTES``: diversity, fidelity, privacy and alignment -> metrics.json.
+
+Exit codes: 0 written; 2 a usage or input error, named in one line (nothing written).
+Heavy libraries load only when the command runs (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kg.cli import make_console, store_from_context
+
+_out = make_console()
+_err = make_console(stderr=True)
+
+
+def evaluate(
+    ctx: typer.Context,
+    notes: Annotated[Path, typer.Argument(help="Notes JSONL written by `kgsynth generate`.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Report directory (metrics.json is replaced).")
+    ],
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="JSONL of real notes: fidelity, DCR and shared passages against it."),
+    ] = None,
+    reference_field: Annotated[
+        str, typer.Option(help="Field of --reference lines holding the text.")
+    ] = "text",
+    reference_code_field: Annotated[
+        str, typer.Option(help="Field of --reference lines holding the ICD code (optional).")
+    ] = "icd_code",
+    annotations: Annotated[
+        Path | None,
+        typer.Option(help="Annotations JSONL (`kgsynth annotate`): keyword realisation."),
+    ] = None,
+    against: Annotated[
+        Path | None, typer.Option(help="A second notes JSONL evaluated the same way, beside it.")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local sentence-transformers model directory (default: packaged all-MiniLM-L6-v2)."
+        ),
+    ] = None,
+    alignment: Annotated[
+        bool,
+        typer.Option(
+            "--alignment/--no-alignment",
+            help="Audit the notes' specs against the graph (needs the graph).",
+        ),
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of every sample and permutation.")] = 0,
+    self_bleu_sample: Annotated[
+        int, typer.Option(min=2, help="Notes in the self-BLEU sample.")
+    ] = 100,
+    ngram: Annotated[
+        int, typer.Option(min=1, help="Shared passage length (tokens) counted as plagiarism.")
+    ] = 12,
+    near_duplicate: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="MinHash Jaccard of a near-duplicate.")
+    ] = 0.8,
+    permutations: Annotated[int, typer.Option(min=1, help="Permutations of the MMD test.")] = 200,
+    max_embed: Annotated[int, typer.Option(min=2, help="Notes per side in the MMD sample.")] = 2000,
+) -> None:
+    """Evaluate a synthetic note set: writes OUTPUT/metrics.json and prints a summary table."""
+    from engine.evaluate.evaluate import Inputs, Settings, Shared
+    from engine.evaluate.evaluate import evaluate as run
+    from engine.evaluate.inputs import read_annotations, read_notes, read_reference
+    from engine.evaluate.summary import table
+
+    settings = Settings(
+        seed=seed,
+        self_bleu_sample=self_bleu_sample,
+        ngram=ngram,
+        near_duplicate=near_duplicate,
+        permutations=permutations,
+        max_embed=max_embed,
+        model=model,
+    )
+    ref = read_reference(reference, reference_field, reference_code_field) if reference else None
+    ann = read_annotations(annotations) if annotations else None
+    store = (lambda: store_from_context(ctx)) if alignment else None
+    runs = []
+    for path, anns in [(notes, ann), *([(against, None)] if against else [])]:
+        found, not_ok = read_notes(path)
+        runs.append(Inputs(path, found, not_ok, ref, reference, anns, store))
+    shared = Shared()
+    docs = [run(inp, settings, shared) for inp in runs]
+    doc = docs[0]
+    doc["against"] = docs[1] if len(docs) > 1 else None
+    output.mkdir(parents=True, exist_ok=True)
+    target = output / "metrics.json"
+    tmp = target.with_name(f".metrics.json.{os.getpid()}")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    _out.print(table(doc))
+    _err.print(f"wrote {target}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate`` to the root app."""
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,82 @@
+"""Lexical diversity: distinct-n, MATTR and self-BLEU (docs/evaluation.md has the formulas).
+
+Tokens are the privacy gate's (``engine.gate.text.tokens``: lower-cased word runs), so every
+axis counts words the same way. Self-BLEU is quadratic and grows with the set, so it is taken
+on a fixed-size sample drawn with a fixed seed, and the size is reported with it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from engine.gate.text import tokens
+
+#: tokens per MATTR window
+MATTR_WINDOW = 50
+#: notes in the self-BLEU sample
+SELF_BLEU_SAMPLE = 100
+
+
+def distinct_n(docs: Sequence[Sequence[str]], n: int) -> float:
+    """Distinct n-grams over all n-grams of the set (0 when the set has none)."""
+    grams = [tuple(toks[i : i + n]) for toks in docs for i in range(len(toks) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def mattr(toks: Sequence[str], window: int = MATTR_WINDOW) -> float:
+    """Moving-average type-token ratio: mean TTR over every ``window``-token window
+    (the plain TTR when the text is shorter; 0 for no tokens)."""
+    if not toks:
+        return 0.0
+    if len(toks) <= window:
+        return len(set(toks)) / len(toks)
+    counts: dict[str, int] = {}
+    for t in toks[:window]:
+        counts[t] = counts.get(t, 0) + 1
+    total = len(counts)
+    for i in range(window, len(toks)):
+        out, new = toks[i - window], toks[i]
+        counts[out] -= 1
+        if not counts[out]:
+            del counts[out]
+        counts[new] = counts.get(new, 0) + 1
+        total += len(counts)
+    return total / ((len(toks) - window + 1) * window)
+
+
+def self_bleu(
+    texts: Sequence[str], sample: int = SELF_BLEU_SAMPLE, seed: int = 0
+) -> dict[str, Any]:
+    """Mean sentence BLEU (sacrebleu, 0-100) of each sampled note against the other sampled
+    notes as references; ``None`` below two notes."""
+    from sacrebleu.metrics import BLEU
+
+    rng = random.Random(seed)
+    picked = list(texts) if len(texts) <= sample else rng.sample(list(texts), sample)
+    if len(picked) < 2:
+        return {"value": None, "sample": len(picked), "seed": seed}
+    bleu = BLEU(effective_order=True)
+    scores = [
+        bleu.sentence_score(hyp, picked[:i] + picked[i + 1 :]).score for i, hyp in enumerate(picked)
+    ]
+    return {"value": round(sum(scores) / len(scores), 4), "sample": len(picked), "seed": seed}
+
+
+def diversity(
+    texts: Sequence[str], *, sample: int = SELF_BLEU_SAMPLE, seed: int = 0
+) -> dict[str, Any]:
+    """The diversity figures of one set of notes."""
+    docs = [tokens(t) for t in texts]
+    per_note = [mattr(d) for d in docs]
+    return {
+        "notes": len(texts),
+        "tokens": sum(map(len, docs)),
+        "distinct_1": round(distinct_n(docs, 1), 4),
+        "distinct_2": round(distinct_n(docs, 2), 4),
+        "distinct_3": round(distinct_n(docs, 3), 4),
+        "mattr": round(sum(per_note) / len(per_note), 4) if per_note else 0.0,
+        "mattr_window": MATTR_WINDOW,
+        "self_bleu": self_bleu(texts, sample, seed),
+    }

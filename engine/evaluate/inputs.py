@@ -1,0 +1,140 @@
+"""What ``kgsynth evaluate`` reads: notes (``kgsynth generate``), a reference corpus, annotations.
+
+Every reader takes the last line per id (files are append-only) and turns bad input into one
+``EngineError`` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from engine.annotate.model import AnnotatedNote
+from engine.annotate.notes import note_text
+from engine.errors import EngineError
+from engine.runner.records import NoteRecord
+from engine.spec import GenerationSpec
+
+
+@dataclass(frozen=True, slots=True)
+class EvalNote:
+    """One ok note: its text, recipe and ICD code (``None`` when unknown) and its spec."""
+
+    record_id: str
+    text: str
+    recipe: str | None
+    code: str | None
+    spec: GenerationSpec | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefDoc:
+    """One reference document and its ICD code (``None`` when the corpus has none)."""
+
+    id: str
+    text: str
+    code: str | None
+
+
+def _lines(path: Path, what: str) -> Iterator[tuple[int, bytes]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise EngineError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise EngineError(f"{path} is a directory; name a {what} .jsonl file") from None
+    except OSError as err:
+        raise EngineError(f"{path}: {err.strerror or err}") from None
+    for number, line in enumerate(raw.splitlines(), 1):
+        if line.strip():
+            yield number, line
+
+
+def _detail(err: ValueError) -> str:
+    if isinstance(err, ValidationError):
+        first = err.errors()[0]
+        return f"{'.'.join(map(str, first['loc'])) or 'line'}: {first['msg']}"
+    return str(err)
+
+
+def read_notes(path: Path) -> tuple[list[EvalNote], int]:
+    """The ok notes of a ``kgsynth generate`` file (last line per record), and the count of
+    records not ok."""
+    latest: dict[str, NoteRecord] = {}
+    for number, line in _lines(path, "notes"):
+        try:
+            record = NoteRecord.model_validate_json(line)
+        except ValueError as err:
+            raise EngineError(
+                f"{path}:{number}: not a kgsynth note record ({_detail(err)}); "
+                "evaluate reads the JSONL that `kgsynth generate` writes"
+            ) from None
+        latest[record.record_id] = record
+    notes = [
+        EvalNote(
+            r.record_id,
+            note_text(r.text, r.parsed),
+            r.spec.recipe if r.spec else None,
+            r.spec.icd_code if r.spec else None,
+            r.spec,
+        )
+        for r in latest.values()
+        if r.status == "ok"
+    ]
+    if not notes:
+        raise EngineError(f"{path} holds no ok notes ({len(latest)} records, none ok)")
+    return notes, len(latest) - len(notes)
+
+
+def read_reference(path: Path, field: str = "text", code_field: str = "icd_code") -> list[RefDoc]:
+    """Reference documents: JSON objects with the text in ``field``, optional ``id`` and code."""
+    docs: list[RefDoc] = []
+    for number, line in _lines(path, "reference"):
+        where = f"{path}:{number}"
+        try:
+            item = json.loads(line)
+        except ValueError as err:
+            raise EngineError(f"{where}: not JSON ({err})") from None
+        if not isinstance(item, dict):
+            raise EngineError(f"{where}: expected a JSON object with a {field!r} field")
+        text = item.get(field)
+        if not isinstance(text, str):
+            found = "missing" if text is None else f"a {type(text).__name__}"
+            raise EngineError(
+                f"{where}: field {field!r} is {found}, expected the text as a string "
+                "(choose the field with --reference-field)"
+            )
+        code = item.get(code_field)
+        name = item.get("id")
+        docs.append(
+            RefDoc(
+                str(name) if name is not None else f"{path.name}:{number}",
+                text,
+                None if code is None else str(code),
+            )
+        )
+    if not docs:
+        raise EngineError(f"{path} holds no reference documents")
+    return docs
+
+
+def read_annotations(path: Path) -> list[AnnotatedNote]:
+    """The ok annotated notes of a ``kgsynth annotate`` file (last line per record)."""
+    latest: dict[str, AnnotatedNote] = {}
+    for number, line in _lines(path, "annotations"):
+        try:
+            note = AnnotatedNote.model_validate_json(line)
+        except ValueError as err:
+            raise EngineError(
+                f"{path}:{number}: not a kgsynth annotation ({_detail(err)}); "
+                "--annotations reads the JSONL that `kgsynth annotate` writes"
+            ) from None
+        latest[note.record_id] = note
+    ok = [n for n in latest.values() if n.status == "ok"]
+    if not ok:
+        raise EngineError(f"{path} holds no ok annotations")
+    return ok
