@@ -177,7 +177,7 @@ class GateRun:
         if privacy is not None:
             if spec is not None and spec.examples:
                 privacy.add((e.id, e.text) for e in spec.examples if e.id not in privacy)
-            shared = privacy.find_tokens(*self._prepare(text))
+            shared = privacy.find(*self._prepare(text))
             if shared is not None:
                 return self._reject(
                     Rejection(

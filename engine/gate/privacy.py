@@ -72,13 +72,9 @@ class NgramIndex:
             self._segments.append(_Segment(hashes[order], np.concatenate(owners)[order]))
         return added
 
-    def find(self, text: str) -> SharedPassage | None:
-        """The first n-gram of ``text`` that a protected text holds, or ``None``."""
-        toks = tokens(text)
-        return self.find_tokens(toks, self.hasher.hashes(toks))
-
-    def find_tokens(self, toks: list[str], token_hashes: U64) -> SharedPassage | None:
-        """``find`` for a text already tokenised and hashed (with this index's hasher)."""
+    def find(self, toks: list[str], token_hashes: U64) -> SharedPassage | None:
+        """The first n-gram of a text (its tokens and their hashes, by this index's hasher)
+        that a protected text holds, or ``None``."""
         grams = ngram_hashes(token_hashes, self.n)
         if not len(grams):
             return None

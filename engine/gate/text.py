@@ -50,11 +50,6 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def token_spans(text: str) -> list[tuple[int, int]]:
-    """Character offsets of each token of ``text`` (the same tokens as ``tokens``)."""
-    return [m.span() for m in _WORD.finditer(text.lower())]
-
-
 class TokenHasher:
     """Stable 64-bit token hashes, each distinct token hashed once."""
 
