@@ -35,7 +35,7 @@ class SharedNgrams:
         return idx
 
     def _shares(self, toks: list[str], hashes: U64, n: int) -> bool:
-        return self.index(n).find_tokens(toks, hashes) is not None
+        return self.index(n).find(toks, hashes) is not None
 
     def longest(self, text: str) -> int:
         """Tokens in the longest passage of ``text`` that some corpus text also holds."""

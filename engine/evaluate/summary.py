@@ -1,8 +1,10 @@
-"""The summary table ``kgsynth evaluate`` prints: one row per headline figure, a column per run."""
+"""The summary table ``kgsynth evaluate`` prints: a row per headline figure, a column per run
+(headed by the notes file name)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -75,9 +77,12 @@ def table(doc: dict[str, Any]) -> Table:
     """The run, and the ``against`` run beside it when there is one."""
     runs = [doc] + ([doc["against"]] if doc.get("against") else [])
     t = Table(title="kgsynth evaluate")
-    t.add_column("metric")
-    for run in runs:
-        t.add_column(run["notes"]["path"], justify="right")
+    t.add_column("metric", no_wrap=True)
+    names = [Path(run["notes"]["path"]).name for run in runs]
+    if len(set(names)) < len(names):
+        names = [run["notes"]["path"] for run in runs]
+    for name in names:
+        t.add_column(name, justify="right")
     for label, get in rows(doc):
         values = [get(run) for run in runs]
         if all(v is None for v in values):
