@@ -4,17 +4,10 @@ Pure functions of text and corpora: no model, no graph driver. ``Gate`` holds th
 checks; the runner calls it on every answer before a record is written.
 """
 
-from engine.gate.gate import (
-    CHECKS,
-    Check,
-    Gate,
-    GateConfig,
-    GateCounts,
-    Rejection,
-    regeneration_seed,
-)
+from engine.gate.gate import Gate, GateConfig, regeneration_seed
 from engine.gate.leakage import LeakageTerms
 from engine.gate.reference import ReferenceDoc, load_reference
+from engine.gate.verdict import CHECKS, Check, GateCounts, Rejection
 
 __all__ = [
     "CHECKS",

@@ -9,10 +9,9 @@ and a note is rejected by the first that fails.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import LeanMinHash
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.gate.leakage import LeakageTerms
@@ -20,11 +19,11 @@ from engine.gate.neardup import NearDuplicateIndex
 from engine.gate.privacy import NgramIndex
 from engine.gate.reference import ReferenceDoc
 from engine.gate.text import U64, TokenHasher, tokens
+from engine.gate.verdict import CHECKS, Check, GateCounts, Rejection
 from engine.spec import GenerationSpec
 
-Check = Literal["privacy", "leakage", "near-duplicate"]
-#: every check, in the order they run
-CHECKS: tuple[Check, ...] = ("privacy", "leakage", "near-duplicate")
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash
 
 
 def regeneration_seed(record_seed: int, regeneration: int) -> int:
@@ -51,40 +50,6 @@ class GateConfig(BaseModel):
     @classmethod
     def _ordered(cls, value: tuple[Check, ...]) -> tuple[Check, ...]:
         return tuple(c for c in CHECKS if c in value)
-
-
-class Rejection(BaseModel):
-    """Why one answer was rejected: the check, the answer's number and seed, the evidence.
-
-    ``attempt`` 0 is the first answer, 1.. the regenerations. Evidence per check: privacy
-    ``ngram`` (the shared words) and ``source``; near-duplicate ``similar_to`` (a record id)
-    and ``jaccard``; leakage ``term`` (as curated) and ``found`` (as written).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    check: Check
-    attempt: int = 0
-    seed: int | None = None
-    detail: str
-    ngram: str | None = None
-    source: str | None = None
-    similar_to: str | None = None
-    jaccard: float | None = None
-    term: str | None = None
-    found: str | None = None
-
-
-class GateCounts(BaseModel):
-    """One run's gate tallies: answers checked, rejected per check, regenerations asked,
-    records accepted after a regeneration and records finally rejected."""
-
-    checked: int = 0
-    accepted: int = 0
-    rejected: dict[str, int] = Field(default_factory=lambda: {str(c): 0 for c in CHECKS})
-    regenerated: int = 0
-    accepted_after_regeneration: int = 0
-    records_rejected: int = 0
 
 
 class Gate:

@@ -12,12 +12,15 @@ threshold, and the most similar confirmed one is reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
 from numpy.typing import NDArray
 
 from engine.gate.text import U64, ngram_hashes
+
+if TYPE_CHECKING:  # datasketch (and scipy under it) loads only when a gate is built
+    from datasketch import LeanMinHash
 
 _SCHEME = "affine32"
 
@@ -50,6 +53,8 @@ class NearDuplicateIndex:
     def __init__(
         self, threshold: float, *, shingle: int = 3, num_perm: int = 128, seed: int = 1
     ) -> None:
+        from datasketch import MinHash, MinHashLSH
+
         self.threshold = threshold
         self.shingle = shingle
         self.num_perm = num_perm
@@ -70,6 +75,8 @@ class NearDuplicateIndex:
 
     def sketch(self, token_hashes: U64) -> LeanMinHash:
         """The MinHash of a note's shingles: ``MinHash.update_batch``'s values, vectorised."""
+        from datasketch import LeanMinHash
+
         shingles = self.shingles(token_hashes)
         a, b = self._perms
         if len(shingles):

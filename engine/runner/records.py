@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.gate import Rejection
+from engine.gate.verdict import Rejection
 from engine.llm.base import Messages, Usage
 from engine.spec import GenerationSpec
 

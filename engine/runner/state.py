@@ -7,18 +7,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from engine.gate import GateCounts
-from engine.gate.gate import GateRun
+from engine.gate.verdict import GateCounts
 from engine.llm.base import Usage
 from engine.runner.aimd import AimdLimiter
 from engine.runner.attempts import AttemptPolicy
 from engine.runner.output import OutputContents, RecordState
 from engine.runner.progress import RunProgress
 from engine.runner.sink import RecordSink
+
+if TYPE_CHECKING:
+    from engine.gate.gate import GateRun
 
 
 def now_iso() -> str:
