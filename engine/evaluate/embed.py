@@ -39,6 +39,9 @@ class Embedder:
             raise EngineError(f"--model {self.path}: not a directory holding a model")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # no weight-loading bar on stderr
 
         try:
             self.model = SentenceTransformer(str(self.path), device="cpu" if _no_gpu() else None)
