@@ -184,3 +184,16 @@ def test_annotation_agreement_counts() -> None:
     assert figures["keywords"] == 4
     assert figures["keyword_realisation_rate"] == 0.75
     assert figures["label_agreement"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_self_bleu_equals_sacrebleu_sentence_scores() -> None:
+    """Second method: sacrebleu's ``sentence_score`` per note against the others, averaged."""
+    from sacrebleu.metrics import BLEU
+
+    rng = random.Random(5)
+    words = ["she", "he", "forgets", "names", "keys", "daily", "often", "and", "the", "sleep"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(3, 25))) + "." for _ in range(12)]
+    texts += [texts[0], texts[0]]  # ties: the largest count held by several notes
+    bleu = BLEU(effective_order=True)
+    scores = [bleu.sentence_score(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)]
+    assert self_bleu(texts, sample=len(texts))["value"] == round(sum(scores) / len(scores), 4)

@@ -49,18 +49,44 @@ def mattr(toks: Sequence[str], window: int = MATTR_WINDOW) -> float:
 def self_bleu(
     texts: Sequence[str], sample: int = SELF_BLEU_SAMPLE, seed: int = 0
 ) -> dict[str, Any]:
-    """Mean sentence BLEU (sacrebleu, 0-100) of each sampled note against the other sampled
-    notes as references; ``None`` below two notes."""
+    """Mean sentence BLEU (sacrebleu, 0-100, ``effective_order``) of each sampled note against
+    the other sampled notes as references; ``None`` below two notes.
+
+    sacrebleu's own tokeniser, n-gram counts and score; what it would redo per note (merging
+    the other notes' counts) is done once: each n-gram keeps its two largest counts and the
+    note holding the largest, so "the largest among the others" is one lookup."""
     from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
     rng = random.Random(seed)
     picked = list(texts) if len(texts) <= sample else rng.sample(list(texts), sample)
     if len(picked) < 2:
         return {"value": None, "sample": len(picked), "seed": seed}
     bleu = BLEU(effective_order=True)
-    scores = [
-        bleu.sentence_score(hyp, picked[:i] + picked[i + 1 :]).score for i, hyp in enumerate(picked)
-    ]
+    order = bleu.max_ngram_order
+    counts, lengths = [], []
+    for text in picked:
+        grams, length = extract_all_word_ngrams(bleu._preprocess_segment(text), 1, order)
+        counts.append(grams)
+        lengths.append(length)
+    top: dict[tuple[str, ...], tuple[int, int, int]] = {}  # gram -> (largest, its note, next)
+    for i, grams in enumerate(counts):
+        for gram, c in grams.items():
+            best, owner, second = top.get(gram, (0, -1, 0))
+            if c > best:
+                top[gram] = (c, i, best)
+            elif c > second:
+                top[gram] = (best, owner, c)
+    scores = []
+    for i, grams in enumerate(counts):
+        correct, total = [0] * order, [0] * order
+        for gram, c in grams.items():
+            best, owner, second = top[gram]
+            total[len(gram) - 1] += c
+            correct[len(gram) - 1] += min(c, second if owner == i else best)
+        ref_len = bleu._get_closest_ref_len(lengths[i], lengths[:i] + lengths[i + 1 :])
+        stats = [lengths[i], ref_len, *correct, *total]
+        scores.append(bleu._compute_score_from_stats(stats).score)
     return {"value": round(sum(scores) / len(scores), 4), "sample": len(picked), "seed": seed}
 
 
