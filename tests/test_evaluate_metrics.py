@@ -197,3 +197,23 @@ def test_self_bleu_equals_sacrebleu_sentence_scores() -> None:
     bleu = BLEU(effective_order=True)
     scores = [bleu.sentence_score(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)]
     assert self_bleu(texts, sample=len(texts))["value"] == round(sum(scores) / len(scores), 4)
+
+
+def test_mmd_equals_the_kernel_means_computed_directly() -> None:
+    """Second method: the three kernel means by explicit sums over pairs."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(5, 3)), rng.normal(loc=0.5, size=(7, 3))
+    z = np.vstack([x, y])
+    dists = [np.linalg.norm(z[i] - z[j]) for i in range(12) for j in range(i + 1, 12)]
+    sigma = float(np.median(dists))
+
+    def k(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.exp(-np.sum((a - b) ** 2) / (2 * sigma**2)))
+
+    def mean_k(p: np.ndarray, q: np.ndarray) -> float:
+        return sum(k(a, b) for a in p for b in q) / (len(p) * len(q))
+
+    expected = mean_k(x, x) + mean_k(y, y) - 2 * mean_k(x, y)
+    result = mmd(x, y, permutations=5)
+    assert result["bandwidth"] == pytest.approx(sigma, abs=1e-6)
+    assert result["mmd2"] == pytest.approx(expected, abs=1e-6)
