@@ -14,6 +14,7 @@ from rich.text import Text
 from engine.cli import annotate as annotate_cli
 from engine.cli import audit as audit_cli
 from engine.cli import dataset as dataset_cli
+from engine.cli import evaluate as evaluate_cli
 from engine.cli import export as export_cli
 from engine.cli import generate as generate_cli
 from engine.cli import plan as plan_cli
@@ -88,6 +89,7 @@ annotate_cli.register(app)
 audit_cli.register(app, kg_app)
 dataset_cli.register(app)
 export_cli.register(app)
+evaluate_cli.register(app)
 
 _err = make_console(stderr=True)
 
