@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.annotate.llm import annotation_prompt, chunk_job, output_model
 from engine.annotate.notes import Note
+from engine.annotate.output import AnnotationLog
 from engine.annotate.pipeline import (
-    AnnotationLog,
     LlmRun,
     Prepared,
     annotate_llm,

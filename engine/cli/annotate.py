@@ -18,20 +18,23 @@ from typing import Annotated, Any
 import typer
 
 from engine.annotate.check import CheckCounts
-from engine.annotate.llm import CHUNK_SENTENCES
+from engine.annotate.llm import CHUNK_SENTENCES, chunk_job, output_model
 from engine.annotate.notes import read_notes
-from engine.annotate.pipeline import (
+from engine.annotate.output import (
     AnnotateSummary,
     AnnotationLog,
+    chunks_path,
+    write_run_manifest,
+)
+from engine.annotate.pipeline import (
     Labeller,
     Labelling,
     LlmRun,
     Prepared,
     annotate_lexicon,
     annotate_llm,
-    chunks_path,
+    chunk_plan,
     prepare,
-    write_run_manifest,
 )
 from engine.annotate.scheme import LabelScheme
 from engine.cli.generate import (
@@ -44,6 +47,7 @@ from engine.cli.generate import (
 )
 from engine.errors import EngineError
 from engine.llm.base import LLMRequest, SamplingParams
+from engine.llm.batch import write_batch_requests
 from engine.llm.factory import (
     DEFAULT_BATCH,
     ENV_API_KEY,
@@ -56,7 +60,7 @@ from engine.llm.template import MODEL as TEMPLATE_MODEL
 from engine.profile import DiseaseProfile
 from engine.runner.cache import RequestCache
 from engine.runner.lock import OutputLock
-from engine.runner.output import check_output, default_cache_path, set_aside
+from engine.runner.output import check_output, default_cache_path, read_records, set_aside
 from engine.runner.run import RunConfig
 from kg.cli import make_console, store_from_context
 
@@ -117,10 +121,6 @@ def _write_batch(
     params: SamplingParams,
     size: int,
 ) -> None:
-    from engine.annotate.llm import chunk_job, output_model
-    from engine.annotate.pipeline import chunk_plan
-    from engine.llm.batch import write_batch_requests
-    from engine.runner.output import read_records
 
     done_chunks = read_records(chunks_path(target)) if chunks_path(target).exists() else {}
     plan = chunk_plan(items, size)
