@@ -216,8 +216,8 @@ def annotate(
 ) -> None:
     """Label each sentence of generated notes (LLM, rules or lexicon) and check constraints.
 
-    Exit status: 0 all notes ok, 3 some notes failed, 2 a usage or input error, 130
-    interrupted (rerun the same command to resume).
+    Exit status: 0 all notes ok, 3 some notes failed, 2 a usage or input error,
+    130 interrupted (rerun the same command to resume).
     """
     settings: BackendSettings | None = None
     if not lexicon:
