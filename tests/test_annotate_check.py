@@ -198,3 +198,18 @@ def test_run_counts() -> None:
     )
     assert counts.realised_pct == 100 * 2 / 3
     assert counts.disagree_pct == 50.0
+
+
+def test_inflected_keyword_is_realised_through_its_stems() -> None:
+    text = "Keeps repeating the same questions at dinner."
+    sentence = SentenceAnnotation(
+        sentence=Sentence(index=0, start=0, end=len(text), text=text),
+        label=Label(category_id=COG, category=NAMES[COG]),
+    )
+    kws = [keyword("repeats the same question", "repeats", COG)]
+    result = check_note(kws, [sentence], SCHEME, PROFILE)
+    assert result.realisations == (
+        Realisation(
+            keyword="repeats the same question", category_id=COG, sentence=0, label_agrees=True
+        ),
+    )

@@ -1,7 +1,9 @@
 """The constraint check: which requested keywords a note realises, where, and label agreement.
 
 For each keyword of the note's spec, the realising sentence is the first whose normalised
-text holds the keyword's rendered text; failing that, the first with a lexicon mention of
+text holds the keyword's rendered text; failing that, the first where its words appear with
+the same stems (``engine.annotate.lexicon.locate``: "repeating the same questions" realises
+"repeats the same question"); failing that, the first with a lexicon mention of
 the keyword's symptom that is not negated; failing that, the first holding one of the
 symptom's surface forms from the graph. The keyword's category (mapped into the annotation
 scheme through its symptom when the schemes differ) must then be the sentence's label.
@@ -15,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.annotate.lexicon import locate
 from engine.annotate.model import Realisation, SentenceAnnotation
 from engine.annotate.scheme import LabelScheme
 from engine.profile import DiseaseProfile
@@ -57,12 +60,15 @@ def _find(
     sentences: Sequence[SentenceAnnotation],
     texts: list[str],
     profile: DiseaseProfile | None,
+    stems: dict[str, tuple[int, ...]],
 ) -> int | None:
     wanted = normalise(keyword.text)
     if wanted.strip():
         for sa, text in zip(sentences, texts, strict=True):
             if wanted in text:
                 return sa.sentence.index
+    if stems.get(keyword.text):
+        return stems[keyword.text][0]
     for sa in sentences:
         if any(m.symptom_id == keyword.symptom_id and not m.negated for m in sa.mentions):
             return sa.sentence.index
@@ -81,11 +87,13 @@ def check_note(
 ) -> CheckResult:
     """Each requested keyword's realisation in ``sentences``, and the reasons for review."""
     texts = [normalise(sa.sentence.text) for sa in sentences]
+    literal = [k.text for k in keywords if not any(normalise(k.text) in t for t in texts)]
+    stems = locate(literal, [sa.sentence for sa in sentences]) if literal else {}
     by_index = {sa.sentence.index: sa for sa in sentences}
     out, reasons = [], []
     for keyword in keywords:
         category = _expected_category(keyword, scheme, profile)
-        index = _find(keyword, sentences, texts, profile)
+        index = _find(keyword, sentences, texts, profile, stems)
         if index is None:
             out.append(Realisation(keyword=keyword.text, category_id=category))
             reasons.append(f"keyword {keyword.text!r} not realised")
