@@ -2,8 +2,11 @@
 
 For offline demos and pipeline tests. Every record it makes carries ``backend: template``
 and ``model: rule-based``; its notes use every requested keyword but are formulaic, so they
-are no substitute for an LLM in any experiment. A request for structured output gets the
-same content as valid JSON of the requested model (``engine.outputs``).
+are no substitute for an LLM in any experiment. The keywords of each symptom category get a
+sentence of their own (concern by others in the family's words), so a sentence carries one
+category, as sentence-level labels expect. The wording varies by the record seed only (so a
+regeneration after a gate rejection repeats the note). A request for structured output gets
+the same content as valid JSON of the requested model (``engine.outputs``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ _OPENERS = (
     "attends a scheduled review",
 )
 _REPORTS = ("reports", "describes", "mentions", "notes")
+_FAMILY = ("The family", "Relatives", "Those close to the patient")
+_RAISE = ("raise", "mention", "bring up")
 _EXAMS = (
     "Alert and cooperative. Vital signs within normal limits.",
     "Well-appearing, in no acute distress. Vital signs stable.",
@@ -53,12 +58,38 @@ def _conditions(spec: GenerationSpec) -> str:
     return f" Past history includes {', '.join(names)}." if names else ""
 
 
-def _complaint(spec: GenerationSpec, rng: random.Random) -> str:
-    terms = [k.text for k in spec.keywords] or [s.name for s in spec.symptoms]
-    if not terms:
-        return "has no new complaints"
-    listed = f"{', '.join(terms[:-1])} and {terms[-1]}" if len(terms) > 1 else terms[0]
-    return f"{rng.choice(_REPORTS)} {listed}"
+def _listed(terms: list[str]) -> str:
+    return f"{', '.join(terms[:-1])} and {terms[-1]}" if len(terms) > 1 else terms[0]
+
+
+def _groups(spec: GenerationSpec) -> list[tuple[str, list[str]]]:
+    """``(category, terms)`` in the order categories first appear (symptoms: one group)."""
+    if not spec.keywords:
+        return [("", [s.name for s in spec.symptoms])] if spec.symptoms else []
+    groups: dict[str, list[str]] = {}
+    for k in spec.keywords:
+        groups.setdefault(k.category, []).append(k.text)
+    return list(groups.items())
+
+
+def _pronoun(spec: GenerationSpec) -> str:
+    sex = (spec.persona.get("sex") or "").lower() if spec.persona else ""
+    return {"female": "She", "male": "He"}.get(sex, "They")
+
+
+def _complaint(spec: GenerationSpec, rng: random.Random) -> tuple[str, str]:
+    """The first category's clause (after the opener) and one sentence per other category."""
+    groups = _groups(spec)
+    if not groups:
+        return "has no new complaints", ""
+    (_, first), rest = groups[0], groups[1:]
+    sentences = []
+    for category, terms in rest:
+        if "concern" in category.lower():
+            sentences.append(f"{rng.choice(_FAMILY)} {rng.choice(_RAISE)} {_listed(terms)}.")
+        else:
+            sentences.append(f"{_pronoun(spec)} also {rng.choice(_REPORTS)} {_listed(terms)}.")
+    return f"{rng.choice(_REPORTS)} {_listed(first)}", "".join(f" {s}" for s in sentences)
 
 
 def _assessment(spec: GenerationSpec) -> str:
@@ -73,13 +104,15 @@ def _assessment(spec: GenerationSpec) -> str:
 def sections(spec: GenerationSpec) -> list[tuple[str, str]]:
     """``(title, text)`` of each part of the note: the spec's sections, else SOAP."""
     rng = random.Random(spec.record_seed)
-    who, complaint, assessment = _who(spec), _complaint(spec, rng), _assessment(spec)
+    who, assessment = _who(spec), _assessment(spec)
+    complaint, more = _complaint(spec, rng)
     if spec.sections:
         first, *rest = spec.sections
-        return [(first.title, f"{who} {complaint}."), *((s.title, assessment) for s in rest)]
+        return [(first.title, f"{who} {complaint}.{more}"), *((s.title, assessment) for s in rest)]
     timing = f" This visit takes place {spec.window.phrase}." if spec.window else ""
+    opener = rng.choice(_OPENERS)
     return [
-        ("Subjective", f"{who} {rng.choice(_OPENERS)} and {complaint}.{_conditions(spec)}{timing}"),
+        ("Subjective", f"{who} {opener} and {complaint}.{more}{_conditions(spec)}{timing}"),
         ("Objective", rng.choice(_EXAMS)),
         ("Assessment", assessment),
         ("Plan", rng.choice(_PLANS)),
