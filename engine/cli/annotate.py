@@ -37,13 +37,13 @@ from engine.annotate.pipeline import (
     prepare,
 )
 from engine.annotate.scheme import LabelScheme
-from engine.cli.generate import (
+from engine.cli.backends import (
     ENV_MODEL,
     EXIT_FAILED_RECORDS,
     EXIT_INTERRUPTED,
     BackendChoice,
-    _backend_settings,
-    _setup_logging,
+    backend_settings,
+    setup_logging,
 )
 from engine.errors import EngineError
 from engine.llm.base import LLMRequest, SamplingParams
@@ -221,7 +221,7 @@ def annotate(
     """
     settings: BackendSettings | None = None
     if not lexicon:
-        settings = _backend_settings(
+        settings = backend_settings(
             backend, model, base_url, api_key_env, device, batch_size, ingest
         )
     elif backend is not None or model is not None:
@@ -268,7 +268,7 @@ def annotate(
                     progress=sys.stderr.isatty() if progress is None else progress,
                     handle_signals=True,
                 )
-                _setup_logging()
+                setup_logging()
                 summary = asyncio.run(
                     _run_llm(
                         settings,

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
-import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.logging import RichHandler
 
+from engine.cli.backends import (
+    ENV_MODEL,
+    EXIT_FAILED_RECORDS,
+    EXIT_INTERRUPTED,
+    BackendChoice,
+    backend_settings,
+    setup_logging,
+)
 from engine.cli.options import (
     ByPrevalenceOpt,
     DiseaseOpt,
@@ -58,20 +62,7 @@ from engine.runner.run import RunConfig, Runner, RunSummary
 from engine.runner.sources import JobSource, from_planner, from_specs_file
 from kg.cli import make_console, store_from_context
 
-ENV_MODEL = "KGSYNTH_MODEL"
-#: exit status when the run finished but some records failed
-EXIT_FAILED_RECORDS = 3
-#: exit status of an interrupted run (as for SIGINT)
-EXIT_INTERRUPTED = 130
 _err = make_console(stderr=True)  # no markup or emoji: messages carry paths and reasons
-
-
-class BackendChoice(StrEnum):
-    openai = "openai"
-    transformers = "transformers"
-    vllm = "vllm"
-    batch = "batch"
-    template = "template"
 
 
 def _source(
@@ -164,53 +155,6 @@ def _gate(
         examples=examples.items(),
         leakage=terms,
         reference_digest=f"sha256:{digest}:{reference_field}" if digest else None,
-    )
-
-
-def _backend_settings(
-    backend: BackendChoice | None,
-    model: str | None,
-    base_url: str | None,
-    api_key_env: str,
-    device: str,
-    batch_size: int | None,
-    ingest: Path | None,
-) -> BackendSettings:
-    """The backend asked for; the template backend only when nothing at all was asked."""
-    model = model or os.environ.get(ENV_MODEL)
-    endpoint = base_url or os.environ.get(ENV_BASE_URL) or os.environ.get(api_key_env)
-    where = f"--base-url URL (or {ENV_BASE_URL}), or set {api_key_env} for api.openai.com"
-    if backend is None:
-        if not endpoint and not model:
-            _err.print(
-                f"no LLM endpoint configured (--base-url, {ENV_BASE_URL} or "
-                f"{api_key_env}): using the template backend, which writes rule-based notes "
-                "labelled backend=template, not LLM text",
-                style="yellow",
-            )
-            backend = BackendChoice.template
-        elif not endpoint:
-            raise EngineError(
-                f"--model {model} needs an endpoint: pass {where}; or choose a local "
-                "backend (--backend transformers / vllm)"
-            )
-        elif not model:
-            raise EngineError(
-                f"an LLM endpoint is configured: pass --model (or set "
-                f"{ENV_MODEL}), or choose --backend template"
-            )
-        else:
-            backend = BackendChoice.openai
-    elif backend is BackendChoice.openai and model and not endpoint:
-        raise EngineError(f"--backend openai needs an endpoint: pass {where}")
-    return BackendSettings(
-        kind=backend.value,
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        device=device,
-        batch_size=batch_size,
-        ingest=ingest,
     )
 
 
@@ -397,7 +341,7 @@ def generate(
     Exit status: 0 all records ok, 3 some records failed, 2 a usage or configuration
     error, 130 interrupted (rerun the same command to resume).
     """
-    settings = _backend_settings(backend, model, base_url, api_key_env, device, batch_size, ingest)
+    settings = backend_settings(backend, model, base_url, api_key_env, device, batch_size, ingest)
     target = check_output(output)
     with OutputLock(target) as lock:
         if lock.took_over:
@@ -434,7 +378,7 @@ def generate(
         checker = _gate(
             gate, reference, reference_field, ngram, near_duplicate, regenerate, profiles
         )
-        _setup_logging()
+        setup_logging()
         summary = asyncio.run(
             _run(settings, source, target, params, config, cache, no_cache, prices, checker)
         )
@@ -481,13 +425,6 @@ async def _run(
         await backend.aclose()
         if cache is not None:
             cache.close()
-
-
-def _setup_logging() -> None:
-    logger = logging.getLogger("kgsynth")
-    if not logger.handlers:
-        logger.addHandler(RichHandler(console=_err, show_time=False, show_path=False))
-        logger.setLevel(logging.WARNING)
 
 
 def register(app: typer.Typer) -> None:

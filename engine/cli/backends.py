@@ -1,0 +1,84 @@
+"""What ``generate`` and ``annotate`` share: the backend choice, exit codes, logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+from enum import StrEnum
+from pathlib import Path
+
+from rich.logging import RichHandler
+
+from engine.errors import EngineError
+from engine.llm.factory import ENV_BASE_URL, BackendSettings
+from kg.cli import make_console
+
+ENV_MODEL = "KGSYNTH_MODEL"
+#: exit status when the run finished but some records failed
+EXIT_FAILED_RECORDS = 3
+#: exit status of an interrupted run (as for SIGINT)
+EXIT_INTERRUPTED = 130
+_err = make_console(stderr=True)  # no markup or emoji: messages carry paths and reasons
+
+
+class BackendChoice(StrEnum):
+    openai = "openai"
+    transformers = "transformers"
+    vllm = "vllm"
+    batch = "batch"
+    template = "template"
+
+
+def backend_settings(
+    backend: BackendChoice | None,
+    model: str | None,
+    base_url: str | None,
+    api_key_env: str,
+    device: str,
+    batch_size: int | None,
+    ingest: Path | None,
+) -> BackendSettings:
+    """The backend asked for; the template backend only when nothing at all was asked."""
+    model = model or os.environ.get(ENV_MODEL)
+    endpoint = base_url or os.environ.get(ENV_BASE_URL) or os.environ.get(api_key_env)
+    where = f"--base-url URL (or {ENV_BASE_URL}), or set {api_key_env} for api.openai.com"
+    if backend is None:
+        if not endpoint and not model:
+            _err.print(
+                f"no LLM endpoint configured (--base-url, {ENV_BASE_URL} or "
+                f"{api_key_env}): using the template backend, which writes rule-based notes "
+                "labelled backend=template, not LLM text",
+                style="yellow",
+            )
+            backend = BackendChoice.template
+        elif not endpoint:
+            raise EngineError(
+                f"--model {model} needs an endpoint: pass {where}; or choose a local "
+                "backend (--backend transformers / vllm)"
+            )
+        elif not model:
+            raise EngineError(
+                f"an LLM endpoint is configured: pass --model (or set "
+                f"{ENV_MODEL}), or choose --backend template"
+            )
+        else:
+            backend = BackendChoice.openai
+    elif backend is BackendChoice.openai and model and not endpoint:
+        raise EngineError(f"--backend openai needs an endpoint: pass {where}")
+    return BackendSettings(
+        kind=backend.value,
+        model=model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        device=device,
+        batch_size=batch_size,
+        ingest=ingest,
+    )
+
+
+def setup_logging() -> None:
+    """Runner warnings on stderr (once per process)."""
+    logger = logging.getLogger("kgsynth")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=_err, show_time=False, show_path=False))
+        logger.setLevel(logging.WARNING)
