@@ -100,7 +100,10 @@ def test_bad_inputs_are_one_line_errors_naming_file_and_line(graph: Path, tmp_pa
     cases = [
         ([str(broken)], f"{broken}:3: not a kgsynth note record"),
         ([str(tmp_path / "missing.jsonl")], "missing.jsonl: no such notes file"),
-        ([str(notes), "--reference", str(reference)], f"{reference}:2: field 'text' is missing"),
+        (
+            [str(notes), "--reference", str(reference)],
+            f"--reference {reference}, line 2: field 'text' is missing",
+        ),
         (
             [str(notes), "--reference", str(notes), "--model", str(tmp_path / "none")],
             "--model " + str(tmp_path / "none") + ": not a directory holding a model",

@@ -6,7 +6,9 @@ import logging
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.logging import RichHandler
 
 from engine.errors import EngineError
@@ -18,6 +20,23 @@ ENV_MODEL = "KGSYNTH_MODEL"
 EXIT_FAILED_RECORDS = 3
 #: exit status of an interrupted run (as for SIGINT)
 EXIT_INTERRUPTED = 130
+
+# the run options generate and annotate share
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option(min=1, help="Most requests in flight (AIMD lowers it on 429/503).")
+]
+CacheOpt = Annotated[Path | None, typer.Option(help="Request cache (default: beside -o).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the request cache.")]
+PricesOpt = Annotated[Path | None, typer.Option(help="JSON price table, USD per 1M tokens.")]
+BatchFileOpt = Annotated[
+    Path | None, typer.Option(help="Batch requests to write (--backend batch).")
+]
+IngestOpt = Annotated[Path | None, typer.Option(help="Batch output to ingest (--backend batch).")]
+DeviceOpt = Annotated[str, typer.Option(help="transformers device: auto, cpu, cuda, mps.")]
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option("--progress/--no-progress", help="Default: when stderr is a terminal."),
+]
 _err = make_console(stderr=True)  # no markup or emoji: messages carry paths and reasons
 
 

@@ -71,8 +71,9 @@ def evaluate(
     """Evaluate a synthetic note set: writes OUTPUT/metrics.json and prints a summary table."""
     from engine.evaluate.evaluate import Inputs, Settings, Shared
     from engine.evaluate.evaluate import evaluate as run
-    from engine.evaluate.inputs import read_annotations, read_notes, read_reference
+    from engine.evaluate.inputs import read_annotations, read_notes
     from engine.evaluate.summary import table
+    from engine.gate.reference import load_reference
 
     settings = Settings(
         seed=seed,
@@ -83,7 +84,7 @@ def evaluate(
         max_embed=max_embed,
         model=model,
     )
-    ref = read_reference(reference, reference_field, reference_code_field) if reference else None
+    ref = load_reference(reference, reference_field, reference_code_field) if reference else None
     ann = read_annotations(annotations) if annotations else None
     store = (lambda: store_from_context(ctx)) if alignment else None
     runs = []

@@ -31,6 +31,14 @@ from engine.cli.backends import (
     EXIT_FAILED_RECORDS,
     EXIT_INTERRUPTED,
     BackendChoice,
+    BatchFileOpt,
+    CacheOpt,
+    ConcurrencyOpt,
+    DeviceOpt,
+    IngestOpt,
+    NoCacheOpt,
+    PricesOpt,
+    ProgressOpt,
     backend_settings,
     setup_logging,
 )
@@ -264,37 +272,22 @@ def generate(
         float | None, typer.Option(min=0, max=1, help="Default: the recipe's, else 1.")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Most requests in flight (AIMD lowers it on 429/503).")
-    ] = None,
+    concurrency: ConcurrencyOpt = None,
     max_attempts: Annotated[int, typer.Option(min=1, help="Attempts per record.")] = 5,
     timeout: Annotated[
         float, typer.Option(min=0.001, help="Seconds per request (remote backends).")
     ] = 120.0,
-    cache: Annotated[Path | None, typer.Option(help="Request cache (default: beside -o).")] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not use the request cache.")
-    ] = False,
-    prices: Annotated[
-        Path | None, typer.Option(help="JSON price table, USD per 1M tokens.")
-    ] = None,
-    batch_file: Annotated[
-        Path | None, typer.Option(help="Batch requests to write (--backend batch).")
-    ] = None,
-    ingest: Annotated[
-        Path | None, typer.Option(help="Batch output to ingest (--backend batch).")
-    ] = None,
-    device: Annotated[
-        str, typer.Option(help="transformers device: auto, cpu, cuda, mps.")
-    ] = "auto",
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    prices: PricesOpt = None,
+    batch_file: BatchFileOpt = None,
+    ingest: IngestOpt = None,
+    device: DeviceOpt = "auto",
     batch_size: Annotated[
         int | None,
         typer.Option(min=1, help="Local backends' batch size (default: transformers 8, vllm 256)."),
     ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="Default: when stderr is a terminal."),
-    ] = None,
+    progress: ProgressOpt = None,
     gate: Annotated[
         str,
         typer.Option(

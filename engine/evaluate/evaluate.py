@@ -13,8 +13,9 @@ import numpy as np
 from engine.annotate.model import AnnotatedNote
 from engine.evaluate.diversity import SELF_BLEU_SAMPLE, diversity
 from engine.evaluate.fidelity import F
-from engine.evaluate.inputs import EvalNote, RefDoc
+from engine.evaluate.inputs import EvalNote
 from engine.evaluate.privacy import dcr, near_duplicates, passages
+from engine.gate.reference import ReferenceDoc
 from kg.store import GraphStore
 
 #: the version of the metrics.json layout (bump on a change of keys or meaning)
@@ -47,7 +48,7 @@ class Inputs:
     path: Path
     notes: list[EvalNote]
     not_ok: int
-    reference: list[RefDoc] | None = None
+    reference: list[ReferenceDoc] | None = None
     reference_path: Path | None = None
     annotations: list[AnnotatedNote] | None = None
     store: Callable[[], GraphStore] | None = None

@@ -6,7 +6,6 @@ Every reader takes the last line per id (files are append-only) and turns bad in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,6 @@ class EvalNote:
     recipe: str | None
     code: str | None
     spec: GenerationSpec | None
-
-
-@dataclass(frozen=True, slots=True)
-class RefDoc:
-    """One reference document and its ICD code (``None`` when the corpus has none)."""
-
-    id: str
-    text: str
-    code: str | None
 
 
 def _lines(path: Path, what: str) -> Iterator[tuple[int, bytes]]:
@@ -88,38 +78,6 @@ def read_notes(path: Path) -> tuple[list[EvalNote], int]:
     if not notes:
         raise EngineError(f"{path} holds no ok notes ({len(latest)} records, none ok)")
     return notes, len(latest) - len(notes)
-
-
-def read_reference(path: Path, field: str = "text", code_field: str = "icd_code") -> list[RefDoc]:
-    """Reference documents: JSON objects with the text in ``field``, optional ``id`` and code."""
-    docs: list[RefDoc] = []
-    for number, line in _lines(path, "reference"):
-        where = f"{path}:{number}"
-        try:
-            item = json.loads(line)
-        except ValueError as err:
-            raise EngineError(f"{where}: not JSON ({err})") from None
-        if not isinstance(item, dict):
-            raise EngineError(f"{where}: expected a JSON object with a {field!r} field")
-        text = item.get(field)
-        if not isinstance(text, str):
-            found = "missing" if text is None else f"a {type(text).__name__}"
-            raise EngineError(
-                f"{where}: field {field!r} is {found}, expected the text as a string "
-                "(choose the field with --reference-field)"
-            )
-        code = item.get(code_field)
-        name = item.get("id")
-        docs.append(
-            RefDoc(
-                str(name) if name is not None else f"{path.name}:{number}",
-                text,
-                None if code is None else str(code),
-            )
-        )
-    if not docs:
-        raise EngineError(f"{path} holds no reference documents")
-    return docs
 
 
 def read_annotations(path: Path) -> list[AnnotatedNote]:

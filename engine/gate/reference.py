@@ -23,9 +23,10 @@ class ReferenceDoc(BaseModel):
 
     id: str
     text: str
+    code: str | None = None
 
 
-def _docs(path: Path, field: str) -> Iterator[ReferenceDoc]:
+def _docs(path: Path, field: str, code_field: str | None) -> Iterator[ReferenceDoc]:
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -48,13 +49,17 @@ def _docs(path: Path, field: str) -> Iterator[ReferenceDoc]:
                 )
             name = item.get("id")
             doc_id = str(name) if name is not None else f"{path.name}:{number}"
-            yield ReferenceDoc(id=doc_id, text=text)
+            code = item.get(code_field) if code_field else None
+            yield ReferenceDoc(id=doc_id, text=text, code=None if code is None else str(code))
 
 
-def load_reference(path: Path, field: str = "text") -> list[ReferenceDoc]:
-    """Every document of the corpus at ``path``; one clear error for a bad file or line."""
+def load_reference(
+    path: Path, field: str = "text", code_field: str | None = None
+) -> list[ReferenceDoc]:
+    """Every document of the corpus at ``path`` (its ICD code from ``code_field`` when given);
+    one clear error for a bad file or line."""
     try:
-        docs = list(_docs(path, field))
+        docs = list(_docs(path, field, code_field))
     except OSError as err:
         raise EngineError(f"--reference {path}: {err.strerror or err}") from None
     if not docs:
