@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ from engine.runner.records import NoteRecord
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
+#: the subprocesses' HOME: the embedded server's GraphBLAS caches JIT kernels under it
+HOME = Path(tempfile.mkdtemp(prefix="kgsynth-test-home-"))
 
 
 def kgsynth(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -39,7 +42,7 @@ def kgsynth(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "engine.cli.main", *args],
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "PYTHONPATH": str(REPO)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(HOME), "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=240,
