@@ -38,15 +38,17 @@ from engine.annotate.pipeline import (
 )
 from engine.annotate.scheme import LabelScheme
 from engine.cli.backends import (
-    ENV_MODEL,
     EXIT_FAILED_RECORDS,
     EXIT_INTERRUPTED,
-    BackendChoice,
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
     BatchFileOpt,
     CacheOpt,
     ConcurrencyOpt,
     DeviceOpt,
     IngestOpt,
+    ModelOpt,
     NoCacheOpt,
     PricesOpt,
     ProgressOpt,
@@ -59,7 +61,6 @@ from engine.llm.batch import write_batch_requests
 from engine.llm.factory import (
     DEFAULT_BATCH,
     ENV_API_KEY,
-    ENV_BASE_URL,
     BackendSettings,
     make_backend,
 )
@@ -158,21 +159,10 @@ def annotate(
     scheme: Annotated[
         str | None, typer.Option(help="Category scheme (default: each note's spec's).")
     ] = None,
-    backend: Annotated[
-        BackendChoice | None,
-        typer.Option(
-            help="LLM backend (default: openai when an endpoint is configured, else template)."
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help=f"Model name or local path; env {ENV_MODEL}.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help=f"OpenAI-compatible endpoint; env {ENV_BASE_URL}.")
-    ] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key.")
-    ] = ENV_API_KEY,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = ENV_API_KEY,
     temperature: Annotated[float, typer.Option(min=0)] = 0.0,
     top_p: Annotated[float, typer.Option(min=0, max=1)] = 1.0,
     max_tokens: Annotated[int, typer.Option(min=1, help="Per chunk answer.")] = 1024,

@@ -21,7 +21,27 @@ EXIT_FAILED_RECORDS = 3
 #: exit status of an interrupted run (as for SIGINT)
 EXIT_INTERRUPTED = 130
 
-# the run options generate and annotate share
+
+class BackendChoice(StrEnum):
+    openai = "openai"
+    transformers = "transformers"
+    vllm = "vllm"
+    batch = "batch"
+    template = "template"
+
+
+# the backend and run options generate and annotate share
+BackendOpt = Annotated[
+    BackendChoice | None,
+    typer.Option(
+        help="LLM backend (default: openai when an endpoint is configured, else template)."
+    ),
+]
+ModelOpt = Annotated[str | None, typer.Option(help=f"Model name or local path; env {ENV_MODEL}.")]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help=f"OpenAI-compatible endpoint; env {ENV_BASE_URL}.")
+]
+ApiKeyEnvOpt = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
 ConcurrencyOpt = Annotated[
     int | None, typer.Option(min=1, help="Most requests in flight (AIMD lowers it on 429/503).")
 ]
@@ -38,14 +58,6 @@ ProgressOpt = Annotated[
     typer.Option("--progress/--no-progress", help="Default: when stderr is a terminal."),
 ]
 _err = make_console(stderr=True)  # no markup or emoji: messages carry paths and reasons
-
-
-class BackendChoice(StrEnum):
-    openai = "openai"
-    transformers = "transformers"
-    vllm = "vllm"
-    batch = "batch"
-    template = "template"
 
 
 def backend_settings(

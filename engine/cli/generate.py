@@ -27,15 +27,17 @@ from typing import Annotated
 import typer
 
 from engine.cli.backends import (
-    ENV_MODEL,
     EXIT_FAILED_RECORDS,
     EXIT_INTERRUPTED,
-    BackendChoice,
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BaseUrlOpt,
     BatchFileOpt,
     CacheOpt,
     ConcurrencyOpt,
     DeviceOpt,
     IngestOpt,
+    ModelOpt,
     NoCacheOpt,
     PricesOpt,
     ProgressOpt,
@@ -56,7 +58,6 @@ from engine.llm.base import LLMRequest, SamplingParams
 from engine.llm.factory import (
     DEFAULT_BATCH,
     ENV_API_KEY,
-    ENV_BASE_URL,
     BackendSettings,
     make_backend,
 )
@@ -252,21 +253,10 @@ def generate(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE.")
     ] = None,
-    backend: Annotated[
-        BackendChoice | None,
-        typer.Option(
-            help="LLM backend (default: openai when an endpoint is configured, else template)."
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help=f"Model name or local path; env {ENV_MODEL}.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help=f"OpenAI-compatible endpoint; env {ENV_BASE_URL}.")
-    ] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key.")
-    ] = ENV_API_KEY,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = ENV_API_KEY,
     temperature: Annotated[float | None, typer.Option(min=0, help="Default: the recipe's.")] = None,
     top_p: Annotated[
         float | None, typer.Option(min=0, max=1, help="Default: the recipe's, else 1.")
