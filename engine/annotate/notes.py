@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from engine.errors import EngineError
+from engine.errors import EngineError, validation_detail
 from engine.provenance import sha256_hex
 from engine.runner.records import NoteRecord
 from engine.spec import GenerationSpec
@@ -46,13 +44,6 @@ def note_text(text: str | None, parsed: Any) -> str:
     return text or ""
 
 
-def _detail(err: ValueError) -> str:
-    if isinstance(err, ValidationError):
-        first = err.errors()[0]
-        return f"{'.'.join(map(str, first['loc'])) or 'line'}: {first['msg']}"
-    return str(err)
-
-
 def read_notes(path: Path) -> NotesFile:
     """Every note of ``path`` (latest line per ``record_id``); one clear error for bad input."""
     latest: dict[str, NoteRecord] = {}
@@ -74,7 +65,7 @@ def read_notes(path: Path) -> NotesFile:
             record = NoteRecord.model_validate_json(line)
         except ValueError as err:
             raise EngineError(
-                f"{path}, line {number}: not a kgsynth note record ({_detail(err)}); "
+                f"{path}, line {number}: not a kgsynth note record ({validation_detail(err)}); "
                 "annotate reads the JSONL that `kgsynth generate` writes"
             ) from None
         latest[record.record_id] = record

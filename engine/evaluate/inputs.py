@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from engine.annotate.model import AnnotatedNote
 from engine.annotate.notes import note_text
-from engine.errors import EngineError
+from engine.errors import EngineError, validation_detail
 from engine.runner.records import NoteRecord
 from engine.spec import GenerationSpec
 
@@ -44,13 +42,6 @@ def _lines(path: Path, what: str) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def _detail(err: ValueError) -> str:
-    if isinstance(err, ValidationError):
-        first = err.errors()[0]
-        return f"{'.'.join(map(str, first['loc'])) or 'line'}: {first['msg']}"
-    return str(err)
-
-
 def read_notes(path: Path) -> tuple[list[EvalNote], int]:
     """The ok notes of a ``kgsynth generate`` file (last line per record), and the count of
     records not ok."""
@@ -60,7 +51,7 @@ def read_notes(path: Path) -> tuple[list[EvalNote], int]:
             record = NoteRecord.model_validate_json(line)
         except ValueError as err:
             raise EngineError(
-                f"{path}:{number}: not a kgsynth note record ({_detail(err)}); "
+                f"{path}:{number}: not a kgsynth note record ({validation_detail(err)}); "
                 "evaluate reads the JSONL that `kgsynth generate` writes"
             ) from None
         latest[record.record_id] = record
@@ -88,7 +79,7 @@ def read_annotations(path: Path) -> list[AnnotatedNote]:
             note = AnnotatedNote.model_validate_json(line)
         except ValueError as err:
             raise EngineError(
-                f"{path}:{number}: not a kgsynth annotation ({_detail(err)}); "
+                f"{path}:{number}: not a kgsynth annotation ({validation_detail(err)}); "
                 "--annotations reads the JSONL that `kgsynth annotate` writes"
             ) from None
         latest[note.record_id] = note
