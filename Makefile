@@ -21,6 +21,7 @@ demo: install
 	scripts/demo
 
 test: install
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest -q
 
 lint: install
