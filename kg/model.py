@@ -253,13 +253,18 @@ class IsA(Relationship):
 
 class Presents(Curated, Relationship):
     """``weight``: frequency (share of patients with the symptom); absent with no
-    ``frequency_class``: an unweighted association. ``stage``: earliest stage it shows."""
+    ``frequency_class``: an unweighted association. ``stage``: earliest stage it shows.
+    ``onset`` (an HPO onset term id), ``sex`` (the row holds for that sex only) and
+    ``modifiers`` (HPO clinical modifier ids) keep an HPO annotation's qualifiers."""
 
     type: ClassVar[str] = "PRESENTS"
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Symptom"),)
     weight: Probability | None = None
     frequency_class: FrequencyClass | None = None
     stage: int | None = Field(default=None, ge=0)
+    onset: Curie | None = None
+    sex: Sex | None = None
+    modifiers: list[Curie] | None = None
 
 
 class InCategory(Relationship):
