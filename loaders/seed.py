@@ -32,7 +32,11 @@ from loaders.yaml_seed import read_seed
 
 SEED_DIR = Path(kg.__file__).resolve().parent / "seed"
 VENDOR = SEED_DIR / "vendor"
-CURATED = {"alzheimers": "alzheimers.yaml", "mental_health": "mental_health.yaml"}
+CURATED = {
+    "alzheimers": "alzheimers.yaml",
+    "mental_health": "mental_health.yaml",
+    "common_chronic": "common_chronic.yaml",
+}
 PARTS = ("catalogue", "symp", "do", *CURATED)
 #: The id of the ``KgsynthMeta`` node that says whether the last seed finished writing.
 MARKER = "seed"
@@ -122,6 +126,7 @@ def curated_with_codes() -> GraphBatch:
         if errors(problems):
             raise ValidationFailed(problems)
         batch.merge(part.batch)
+    _add_symp_references(batch)
     catalogue = build_part("catalogue")[0].batch
     parent = {r.end: r for r in catalogue.rels["PARENT_OF"].values()}
     wanted = {r.end for r in batch.rels.get("CODED_AS", {}).values()}
@@ -138,6 +143,28 @@ def curated_with_codes() -> GraphBatch:
         if code in parent:
             batch.add_rel(parent[code])
     return batch
+
+
+def _add_symp_references(batch: GraphBatch) -> None:
+    """Add the Symptom Ontology symptoms and categories the batch's relationships point at
+    (curated modules reuse ``SYMP:`` symptoms), with those symptoms' categories and source."""
+    symp = build_part("symp")[0].batch
+    known = {i for bucket in batch.nodes.values() for i in bucket}
+    ends = {i for bucket in batch.rels.values() for r in bucket.values() for i in (r.start, r.end)}
+    wanted = {
+        i for i in ends - known if i in symp.nodes["Symptom"] or i in symp.nodes["SymptomCategory"]
+    }
+    links = [r for r in symp.rels["IN_CATEGORY"].values() if r.start in wanted]
+    wanted |= {r.end for r in links}
+    if not wanted:
+        return
+    for label in ("Symptom", "SymptomCategory"):
+        for node_id in sorted(wanted & set(symp.nodes[label])):
+            batch.add_node(symp.nodes[label][node_id])
+    for rel in links:
+        batch.add_rel(rel)
+    for source in symp.nodes.get("Source", {}).values():
+        batch.add_node(source)
 
 
 def _own(part: SeedPart) -> None:
