@@ -2,8 +2,9 @@
 
 Parts, in load order: ``catalogue`` (ICD-10-CM from simple-icd-10-cm), ``symp`` (the
 Symptom Ontology), ``do`` (Disease Ontology associations; needs catalogue and symp),
-``alzheimers`` and ``mental_health`` (curated YAML in kg/seed/). A later part's node
-replaces an earlier one with the same id, exactly as writing them in order would.
+``alzheimers``, ``mental_health``, ``common_acute`` and ``common_chronic`` (curated YAML in
+kg/seed/). A later part's node replaces an earlier one with the same id, exactly as writing
+them in order would.
 
 Writing is bracketed by a marker (``KgsynthMeta {id: 'seed'}``, state ``writing`` then
 ``complete``): a seed stopped part-way (Ctrl-C, a crash) leaves ``writing``, which
@@ -35,6 +36,7 @@ VENDOR = SEED_DIR / "vendor"
 CURATED = {
     "alzheimers": "alzheimers.yaml",
     "mental_health": "mental_health.yaml",
+    "common_acute": "common_acute.yaml",
     "common_chronic": "common_chronic.yaml",
 }
 PARTS = ("catalogue", "symp", "do", *CURATED)
