@@ -19,7 +19,6 @@ some records failed; 130 interrupted (rerun to resume).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -45,15 +44,19 @@ from engine.cli.backends import (
     setup_logging,
 )
 from engine.cli.options import (
+    AllowThinOpt,
     ByPrevalenceOpt,
     DiseaseOpt,
     IcdOpt,
+    MinWeightedOpt,
+    PopulationOpt,
     Weighting,
     WeightingOpt,
     plan_request,
 )
 from engine.errors import EngineError
-from engine.gate import CHECKS, Check, Gate, GateConfig, load_reference
+from engine.gate import CHECKS, Check, Gate, GateConfig
+from engine.gate.build import gate_for
 from engine.llm.base import LLMRequest, SamplingParams
 from engine.llm.factory import (
     DEFAULT_BATCH,
@@ -85,6 +88,9 @@ def _source(
     n: int | None,
     seed: int,
     settings: list[str] | None,
+    allow_thin: bool = False,
+    min_weighted_symptoms: int | None = None,
+    population: str | None = None,
 ) -> tuple[JobSource, list[DiseaseProfile]]:
     """The jobs, and the profiles they were planned from (none for a specs file)."""
     if specs is not None:
@@ -109,6 +115,9 @@ def _source(
         n=n,
         seed=seed,
         settings=settings,
+        allow_thin=allow_thin,
+        min_weighted_symptoms=min_weighted_symptoms,
+        population=population,
     )
     with store_from_context(ctx) as store:
         planner = Planner(store, request)
@@ -143,28 +152,7 @@ def _gate(
     config = GateConfig(
         checks=_checks(checks), ngram=ngram, near_duplicate=near_duplicate, regenerate=regenerate
     )
-    if reference is not None and "privacy" not in config.checks:
-        raise EngineError("--reference is read by the privacy check: add it to --gate")
-    if not config.checks:
-        return None
-    docs, digest = [], None
-    if reference is not None:
-        docs = load_reference(reference, reference_field)
-        with reference.open("rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    terms: dict[str, list[str]] = {}
-    for p in profiles:
-        named = terms.setdefault(p.disease_id, [p.disease, *p.synonyms])
-        for code in (*p.codes, *([p.icd] if p.icd else [])):
-            named += [code.code, *([code.title] if code.title else [])]
-    examples = {e.id: e.text for p in profiles for e in p.examples}
-    return Gate(
-        config,
-        references=docs,
-        examples=examples.items(),
-        leakage=terms,
-        reference_digest=f"sha256:{digest}:{reference_field}" if digest else None,
-    )
+    return gate_for(config, profiles, reference, reference_field)
 
 
 def _write_batch_file(
@@ -240,6 +228,7 @@ def generate(
     disease: DiseaseOpt = None,
     by_prevalence: ByPrevalenceOpt = False,
     code_weighting: WeightingOpt = Weighting.prevalence,
+    population: PopulationOpt = None,
     specs: Annotated[
         Path | None, typer.Option(help="Read specs (or jobs) from this JSONL instead of planning.")
     ] = None,
@@ -253,6 +242,8 @@ def generate(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE.")
     ] = None,
+    allow_thin: AllowThinOpt = False,
+    min_weighted_symptoms: MinWeightedOpt = None,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -335,7 +326,19 @@ def generate(
         if force_new and (aside := set_aside(target)) is not None:
             _err.print(f"moved the previous output aside to {aside}")
         source, profiles = _source(
-            ctx, specs, recipe, icd, disease, by_prevalence, code_weighting, n, seed, set_
+            ctx,
+            specs,
+            recipe,
+            icd,
+            disease,
+            by_prevalence,
+            code_weighting,
+            n,
+            seed,
+            set_,
+            allow_thin,
+            min_weighted_symptoms,
+            population=population,
         )
         params = sampling_params(source.generation, temperature, top_p, max_tokens)
         if settings.kind == "batch" and settings.ingest is None:

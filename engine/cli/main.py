@@ -18,6 +18,7 @@ from engine.cli import evaluate as evaluate_cli
 from engine.cli import export as export_cli
 from engine.cli import generate as generate_cli
 from engine.cli import plan as plan_cli
+from engine.cli import serve as serve_cli
 from kg.cli import kg_app, make_console
 from kg.errors import KgError, ValidationFailed
 from kg.settings import DEFAULT_QUERY_TIMEOUT, resolve_settings
@@ -90,6 +91,7 @@ audit_cli.register(app, kg_app)
 dataset_cli.register(app)
 export_cli.register(app)
 evaluate_cli.register(app)
+serve_cli.register(app)
 
 _err = make_console(stderr=True)
 

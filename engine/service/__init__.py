@@ -1,0 +1,1 @@
+"""The HTTP service: generation jobs, graph queries and the disease card (``kgsynth serve``)."""
