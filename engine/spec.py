@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kg.resolution import CodeResolution
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -100,6 +102,8 @@ class GenerationSpec(_Frozen):
     record_seed: int
     icd_code: str | None = None
     icd_title: str | None = None
+    #: how ``icd_code`` reached the disease (kg.resolution); None for a disease request
+    resolution: CodeResolution | None = None
     disease_id: str
     disease: str
     persona: Persona | None = None

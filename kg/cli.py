@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kg.coverage import Group, coverage
+from kg.coverage import min_weighted_symptoms as min_weighted_symptoms_setting
 from kg.errors import KgError, ReadOnlyError
 from kg.queries import check_params, get_query, named_queries
 from kg.settings import GraphSettings, resolve_settings
@@ -174,6 +176,69 @@ def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             notes.print("empty: load content with `kgsynth kg seed`", style="dim")
             return
     print_rows(rows, as_json, title="graph statistics")
+
+
+@kg_app.command("coverage")
+def coverage_cmd(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    min_weighted_symptoms: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Frequency-weighted symptoms a profile needs (default 5; "
+            "env KGSYNTH_MIN_WEIGHTED_SYMPTOMS, kgsynth.toml [profiles]).",
+        ),
+    ] = None,
+    all_blocks: Annotated[
+        bool, typer.Option("--all-blocks", help="List blocks no code of resolves, too.")
+    ] = False,
+    profiles: Annotated[
+        bool, typer.Option("--profiles", help="List each disease's profile counts too.")
+    ] = False,
+) -> None:
+    """Per ICD-10-CM chapter and block: codes resolving to a disease, and how rich."""
+    threshold = min_weighted_symptoms_setting(min_weighted_symptoms)
+    with store_from_context(ctx) as store:
+        report = coverage(store, threshold)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    console.print(report.headline())
+    print_rows([_group_row(g, "chapter") for g in report.chapters], False, title="chapters")
+    blocks = [g for g in report.blocks if all_blocks or g.resolved]
+    print_rows([_group_row(g, "block") for g in blocks], False, title="blocks")
+    if profiles:
+        rows = [
+            {
+                "disease": f"{p.disease} ({p.disease_id})",
+                "codes": p.codes_resolving,
+                "symptoms": p.symptoms,
+                "weighted": p.weighted,
+                "age": p.age,
+                "sex": p.sex,
+                "windows": p.windows,
+                "thin": p.thin,
+            }
+            for p in report.profiles
+        ]
+        print_rows(rows, False, title="profiles")
+
+
+def _group_row(g: Group, kind: str) -> dict[str, Any]:
+    return {
+        kind: g.key,
+        "title": g.title,
+        "codes": g.codes,
+        "resolved": g.resolved,
+        "exact": g.exact,
+        "ancestor": g.ancestor,
+        "descendant": g.descendant,
+        "weighted": g.weighted,
+        "persona": g.persona,
+        "windows": g.windows,
+        "rich": g.rich,
+    }
 
 
 @kg_app.command("info")
