@@ -16,6 +16,7 @@ from engine.cli import audit as audit_cli
 from engine.cli import dataset as dataset_cli
 from engine.cli import evaluate as evaluate_cli
 from engine.cli import export as export_cli
+from engine.cli import finetune as finetune_cli
 from engine.cli import generate as generate_cli
 from engine.cli import plan as plan_cli
 from engine.cli import serve as serve_cli
@@ -91,6 +92,7 @@ audit_cli.register(app, kg_app)
 dataset_cli.register(app)
 export_cli.register(app)
 evaluate_cli.register(app)
+finetune_cli.register(app)
 serve_cli.register(app)
 
 _err = make_console(stderr=True)

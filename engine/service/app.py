@@ -15,13 +15,14 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from engine.errors import EngineError
 from engine.llm.factory import BackendSettings
 from engine.profile import Catalogue, DiseaseProfile, load_profile
+from engine.service.card import AuditCache, render_card
 from engine.service.jobs import GenerationRequest, Job, JobFull, Jobs
 from kg.errors import KgError
 from kg.queries import check_params, get_query, named_queries
@@ -102,6 +103,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         version=_version(),
         lifespan=lifespan,
     )
+
     def authorised(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> None:
@@ -210,6 +212,31 @@ def create_app(config: ServiceConfig) -> FastAPI:
             truncated=len(rows) > MAX_ROWS,
         )
 
+    audit = AuditCache()
+
+    def target(icd: str | None, name: str | None) -> DiseaseProfile:
+        if (icd is None) == (name is None):
+            raise HTTPException(422, "give exactly one of icd or name")
+        catalogue = Catalogue(store())
+        found = catalogue.icd(icd) if icd is not None else catalogue.disease(str(name))
+        return load_profile(store(), found)
+
+    @app.get(
+        "/v1/cards/disease",
+        tags=["graph"],
+        dependencies=v1,
+        response_class=HTMLResponse,
+        responses={400: {"model": Problem}},
+    )
+    def disease_card(
+        icd: Annotated[str | None, Query(max_length=16, examples=["G30.9"])] = None,
+        name: Annotated[str | None, Query(max_length=200)] = None,
+        recipe: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> HTMLResponse:
+        """The disease card: the profile with every figure's evidence, audit findings and
+        a few planned records with their prompts (one self-contained page)."""
+        return HTMLResponse(render_card(store(), target(icd, name), audit, recipe))
+
     @app.get(
         "/v1/kg/diseases",
         tags=["graph"],
@@ -221,11 +248,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         name: Annotated[str | None, Query(max_length=200)] = None,
     ) -> DiseaseProfile:
         """The profile the engine reads for an ICD-10-CM code or a disease name."""
-        if (icd is None) == (name is None):
-            raise HTTPException(422, "give exactly one of icd or name")
-        resolver = Catalogue(store())
-        target = resolver.icd(icd) if icd is not None else resolver.disease(str(name))
-        return load_profile(store(), target)
+        return target(icd, name)
 
     return app
 
