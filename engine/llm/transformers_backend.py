@@ -1,6 +1,7 @@
 """A local Hugging Face model through ``transformers``: batched ``generate()`` on one thread.
 
-Loads local directories only (nothing is downloaded at run time). Uses the tokenizer's
+Loads local directories only (nothing is downloaded at run time); a LoRA adapter directory
+(``adapter_config.json``) is merged into its local base model on load. Uses the tokenizer's
 chat template when it has one, else a plain ``role: content`` transcript. Prompts are
 left-padded and generated in batches of ``batch_size`` (the runner's concurrency keeps the
 batcher fed). Sampling seeds apply per batch, not per record: for exactly reproducible
@@ -14,6 +15,7 @@ answer is free text that the runner validates and retries; ``describe()`` says w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
@@ -74,13 +76,35 @@ class JsonConstraint:
         return fn
 
 
+def adapter_base(path: Path) -> Path | None:
+    """The local base model of a LoRA adapter directory (``adapter_config.json``), else None."""
+    config = path / "adapter_config.json"
+    if not config.is_file():
+        return None
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as err:
+        raise EngineError(f"{config}: not a readable adapter config ({_first_line(err)})") from None
+    if not isinstance(base, str) or not base:
+        raise EngineError(f"{config}: field base_model_name_or_path names no base model")
+    found = (path / base).resolve() if not Path(base).is_absolute() else Path(base)
+    if not found.is_dir():
+        raise EngineError(
+            f"{config}: field base_model_name_or_path: {base} is not a local directory; the "
+            "transformers backend loads local models only (edit the field to the base's path)"
+        )
+    return found
+
+
 def structured_mode() -> str:
     """How this backend honours a schema: constrained decoding, else validate-and-retry."""
     return "lm-format-enforcer" if find_spec("lmformatenforcer") else "validate-and-retry"
 
 
 class TransformersBackend(BatchedBackend):
-    """``model_path`` is a local directory holding a causal LM and its tokenizer."""
+    """``model_path`` is a local directory holding a causal LM and its tokenizer, or a LoRA
+    adapter (``adapter_config.json``, as ``kgsynth finetune generator`` writes) whose base
+    model is a local directory: the adapter is merged into the base on load."""
 
     name = "transformers"
 
@@ -103,12 +127,21 @@ class TransformersBackend(BatchedBackend):
             ) from None
         self.model = model_path
         self.device = pick_device(device)
+        self.adapter_base = adapter_base(path)
+        base = self.adapter_base or path
         try:
-            self.tokenizer: Any = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.tokenizer: Any = AutoTokenizer.from_pretrained(
+                path if (path / "tokenizer_config.json").is_file() else base,
+                local_files_only=True,
+            )
             torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
             lm: Any = AutoModelForCausalLM.from_pretrained(
-                path, dtype=torch_dtype, local_files_only=True
+                base, dtype=torch_dtype, local_files_only=True
             )
+            if self.adapter_base is not None:
+                from peft import PeftModel
+
+                lm = PeftModel.from_pretrained(lm, path).merge_and_unload()
             self.lm = lm.to(self.device)
         except (OSError, ValueError, AttributeError, RuntimeError) as err:
             raise EngineError(f"cannot load a model from {path}: {_first_line(err)}") from None
@@ -188,6 +221,7 @@ class TransformersBackend(BatchedBackend):
             "model": self.model,
             "device": self.device,
             "batch_size": self._batcher.max_batch,
+            **({"adapter_base": str(self.adapter_base)} if self.adapter_base else {}),
             "dtype": str(self.lm.dtype),
             "structured_output": structured_mode(),
         }
