@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from engine.errors import EngineError
 from engine.llm.base import LLMRequest, SamplingParams
 from engine.llm.batch import batch_line
+from engine.population import Prevalence
 from engine.profile import Catalogue, DiseaseProfile, Target, load_profile
 from engine.recipes import (
     Generation,
@@ -50,6 +51,8 @@ class PlanRequest(BaseModel):
     disease: tuple[str, ...] = ()
     by_prevalence: bool = False
     code_weighting: CodeWeighting = "prevalence"
+    #: by_prevalence: the population (id, name or synonym) the figures are converted into
+    population: str | None = None
     n: int = Field(gt=0, description="records per code/disease; the total for by_prevalence")
     seed: int = Field(ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -59,6 +62,8 @@ class PlanRequest(BaseModel):
         modes = sum([bool(self.icd), bool(self.disease), self.by_prevalence])
         if modes != 1:
             raise ValueError("choose exactly one of icd, disease or by_prevalence")
+        if self.population is not None and not self.by_prevalence:
+            raise ValueError("a population is used only with by_prevalence")
         return self
 
 
@@ -176,8 +181,9 @@ class Planner:
         self.params = self.recipe.resolve_params(request.params)
         catalogue = Catalogue(store)
         skipped: list[str] = []
-        if request.by_prevalence:
-            pool = catalogue.prevalence_pool()
+        prevalence = Prevalence(store) if request.by_prevalence else None
+        if prevalence is not None:
+            pool = catalogue.prevalence_pool(prevalence.figures)
             if self.recipe.icd_prefix:
                 pool = [
                     (t, p)
@@ -185,7 +191,7 @@ class Planner:
                     if t.icd and t.icd.code.startswith(self.recipe.icd_prefix)
                 ]
             targets = [t for t, _ in pool]
-            freqs = [p for _, p in pool]
+            freqs: list[float | None] = [p for _, p in pool]
         else:
             targets = (
                 [catalogue.icd(c) for c in request.icd]
@@ -195,7 +201,7 @@ class Planner:
             freqs = []
         profiles: dict[str, DiseaseProfile] = {}  # one read per disease, whatever its codes
         self.compiled: list[CompiledRecipe] = []
-        kept_freqs = []
+        kept: list[tuple[Target, float | None]] = []
         for i, target in enumerate(targets):
             if target.disease_id not in profiles:
                 profiles[target.disease_id] = load_profile(store, target)
@@ -208,7 +214,7 @@ class Planner:
                 skipped.append(f"{target.disease}: {err}")
                 continue
             if request.by_prevalence:
-                kept_freqs.append(freqs[i])
+                kept.append((target, freqs[i]))
         if not self.compiled:
             detail = f" ({'; '.join(skipped[:5])})" if skipped else ""
             raise EngineError(
@@ -216,11 +222,12 @@ class Planner:
                 f"{self.recipe.name} needs{detail}"
             )
         self.skipped = skipped
-        self.code_probs = (
-            code_probabilities(kept_freqs, request.code_weighting)
-            if request.by_prevalence
-            else None
-        )
+        #: how each drawn code's frequency was found (prevalence mode)
+        self.prevalence_notes: list[str] = []
+        self.code_probs = None
+        if prevalence is not None:
+            kept_freqs, self.prevalence_notes = prevalence.frequencies(kept, request.population)
+            self.code_probs = code_probabilities(kept_freqs, request.code_weighting)
         self.total = request.n if request.by_prevalence else request.n * len(self.compiled)
 
     @property
@@ -229,8 +236,10 @@ class Planner:
 
     @property
     def kg_hash(self) -> str:
-        """One hash over the content hashes of every profile the run uses."""
-        joined = "\n".join(sorted({p.content_hash for p in self.profiles}))
+        """One hash over the content hashes of every profile the run uses and, in prevalence
+        mode, how each code's frequency was found (figures, population sizes)."""
+        hashes = sorted({p.content_hash for p in self.profiles})
+        joined = "\n".join([*hashes, *self.prevalence_notes])
         return hashlib.sha256(joined.encode("ascii")).hexdigest()
 
     @property

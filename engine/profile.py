@@ -8,7 +8,7 @@ change to the graph content a run used changes every record's provenance.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -451,13 +451,18 @@ class Catalogue:
             "kgsynth kg query icd_subtree --param icd=...",
         )
 
-    def prevalence_pool(self) -> list[tuple[Target, float]]:
-        """Diseases with a prevalence and an ICD code, with that prevalence."""
+    def prevalence_pool(
+        self, with_figures: Collection[str] = ()
+    ) -> list[tuple[Target, float | None]]:
+        """Diseases with an ICD code and a prevalence (or an id in ``with_figures``: diseases
+        with population figures), with that prevalence (None when it has none)."""
         pool = []
         for row in self.rows:
             icd = self.primary_code(row)
-            if row["prevalence"] is not None and icd is not None:
-                pool.append((self._target(row, icd), float(row["prevalence"])))
+            has = row["prevalence"] is not None or row["disease_id"] in with_figures
+            if has and icd is not None:
+                value = None if row["prevalence"] is None else float(row["prevalence"])
+                pool.append((self._target(row, icd), value))
         return pool
 
 

@@ -32,6 +32,9 @@ Age = Annotated[int, Field(ge=0, le=130)]
 Status = Literal["measured", "estimate"]
 Sex = Literal["female", "male"]
 FrequencyClass = Literal["obligate", "very_frequent", "frequent", "occasional", "very_rare"]
+#: What a prevalence figure counts: people with the condition now (``point``), at any time in
+#: the past year (``past_year``) or ever (``lifetime``).
+Measure = Literal["point", "past_year", "lifetime"]
 
 
 def icd_code_error(code: str, kind: str = "code") -> str | None:
@@ -184,11 +187,37 @@ class Drug(Entity):
 
 
 class Guideline(Entity):
+    """A protocol text. A ``style`` guideline may also state the note's length in words
+    (``min_words``..``max_words``), its ``sections`` in order and its register (``voice``)."""
+
     label: ClassVar[str] = "Guideline"
     title: str = Field(min_length=1)
     text: str = Field(min_length=1)
     kind: Literal["annotation", "report_section", "style"] = "annotation"
     order: int = 0
+    min_words: int | None = Field(default=None, ge=1)
+    max_words: int | None = Field(default=None, ge=1)
+    sections: list[str] = Field(default_factory=list)
+    voice: str | None = None
+
+    @model_validator(mode="after")
+    def _check_length(self) -> Guideline:
+        if self.min_words and self.max_words and self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is above max_words ({self.max_words})")
+        return self
+
+
+class Population(Bounded, Curated, Entity):
+    """Who a prevalence figure counts, or the people a run is sized for: ``area``, the ages
+    ``min_age``..``max_age`` (open above without ``max_age``), ``sex``, ``year`` and ``size``
+    (people; its ``source`` and ``status``, e.g. a census count by age group)."""
+
+    label: ClassVar[str] = "Population"
+    name: str = Field(min_length=1)
+    synonyms: list[str] = Field(default_factory=list)
+    area: str = Field(min_length=1)
+    year: int = Field(ge=1800, le=2100)
+    size: int | None = Field(default=None, gt=0)
 
 
 class ExampleNote(Entity):
@@ -212,6 +241,7 @@ NODE_MODELS: dict[str, type[Entity]] = {
         Drug,
         Guideline,
         ExampleNote,
+        Population,
     )
 }
 
@@ -313,10 +343,23 @@ class CoreCriterion(Relationship):
     group: str = Field(min_length=1)
 
 
-class TreatedWith(Relationship):
+class TreatedWith(Curated, Relationship):
+    """``share``: the share of people diagnosed with the disease currently taking the drug."""
+
     type: ClassVar[str] = "TREATED_WITH"
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Drug"),)
     line: Literal["first", "second", "adjunct"] = "first"
+    share: Probability | None = None
+
+
+class OccursIn(Curated, Relationship):
+    """A prevalence figure: the share ``prevalence`` of the ``Population`` has the disease,
+    counted by ``measure``."""
+
+    type: ClassVar[str] = "OCCURS_IN"
+    ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Population"),)
+    prevalence: Probability
+    measure: Measure
 
 
 class GuidedBy(Relationship):
@@ -348,6 +391,7 @@ REL_MODELS: dict[str, type[Relationship]] = {
         GuidedBy,
         ExampleOf,
         CoreCriterion,
+        OccursIn,
     )
 }
 

@@ -318,7 +318,7 @@ def test_medsyn_records_are_coherent(seeded: Seeded) -> None:
 
 
 def test_mh_report_records_are_coherent(seeded: Seeded) -> None:
-    records = plan(seeded.store, "mh_report", by_prevalence=True, n=N)
+    records = plan(seeded.store, "mh_report", by_prevalence=True, population="US adults 18+", n=N)
     assert len({r["disease_id"] for r in records}) >= 5
     assert_coherent(seeded, records)
 

@@ -12,6 +12,7 @@ CREATE INDEX FOR (n:RiskFactor) ON (n.id);
 CREATE INDEX FOR (n:Drug) ON (n.id);
 CREATE INDEX FOR (n:Guideline) ON (n.id);
 CREATE INDEX FOR (n:ExampleNote) ON (n.id);
+CREATE INDEX FOR (n:Population) ON (n.id);
 CREATE INDEX FOR (n:KgsynthMeta) ON (n.id);
 CREATE INDEX FOR (n:IcdCode) ON (n.code);
 CREATE INDEX FOR (n:Disease) ON (n.name);

@@ -11,6 +11,7 @@ CREATE CONSTRAINT risk_factor_id IF NOT EXISTS FOR (n:RiskFactor) REQUIRE n.id I
 CREATE CONSTRAINT drug_id IF NOT EXISTS FOR (n:Drug) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT guideline_id IF NOT EXISTS FOR (n:Guideline) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT example_note_id IF NOT EXISTS FOR (n:ExampleNote) REQUIRE n.id IS UNIQUE;
+CREATE CONSTRAINT population_id IF NOT EXISTS FOR (n:Population) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT kgsynth_meta_id IF NOT EXISTS FOR (n:KgsynthMeta) REQUIRE n.id IS UNIQUE;
 CREATE INDEX icd_code_code IF NOT EXISTS FOR (n:IcdCode) ON (n.code);
 CREATE INDEX disease_name IF NOT EXISTS FOR (n:Disease) ON (n.name);

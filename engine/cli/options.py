@@ -25,6 +25,13 @@ ByPrevalenceOpt = Annotated[
     bool, typer.Option("--by-prevalence", help="Draw codes by the graph's prevalence.")
 ]
 WeightingOpt = Annotated[Weighting, typer.Option(help="Code weighting for --by-prevalence.")]
+PopulationOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="--by-prevalence: convert every prevalence figure into expected patients in this "
+        "population (id, name or synonym of a Population node, e.g. 'US adults 18+')."
+    ),
+]
 #: The most records one plan or run may hold (docs/reliability.md#limits): a spec is a few
 #: KB of JSON, so this is already tens of GB; split bigger jobs into runs with other seeds.
 MAX_RECORDS = 10_000_000
@@ -69,6 +76,7 @@ def plan_request(
     n: int,
     seed: int,
     settings: list[str] | None,
+    population: str | None = None,
 ) -> PlanRequest:
     """The planner's request from the options; a bad combination is one clear error."""
     if n > MAX_RECORDS:
@@ -83,6 +91,7 @@ def plan_request(
             disease=tuple(disease or ()),
             by_prevalence=by_prevalence,
             code_weighting=code_weighting.value,
+            population=population,
             n=n,
             seed=seed,
             params=parse_settings(settings),

@@ -18,6 +18,7 @@ from engine.cli.options import (
     ForceOpt,
     IcdOpt,
     NOpt,
+    PopulationOpt,
     Weighting,
     WeightingOpt,
     plan_request,
@@ -50,6 +51,7 @@ def plan(
     disease: DiseaseOpt = None,
     by_prevalence: ByPrevalenceOpt = False,
     code_weighting: WeightingOpt = Weighting.prevalence,
+    population: PopulationOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
     fmt: Annotated[
         Format, typer.Option("--format", help="specs or openai-batch lines.")
@@ -89,6 +91,7 @@ def plan(
         n=n,
         seed=seed,
         settings=set_,
+        population=population,
     )
     if fmt is Format.openai_batch and not model:
         raise EngineError("--format openai-batch needs --model (the model the batch will run)")
@@ -101,6 +104,8 @@ def plan(
         code = target.icd.code if target.icd else "-"
         share = f"  p={shares[i]:.3f}" if shares else ""
         _err.print(f"{code} -> {target.disease} ({target.disease_id}){share}")
+    for how in planner.prevalence_notes:
+        _err.print(f"  {how}")
     for note in planner.skipped:
         _err.print(Text.assemble(("skipped", "yellow"), f" {note}"))
     stop = planner.total if stop is None else stop
