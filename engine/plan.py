@@ -36,6 +36,8 @@ from engine.samplers.rng import Stage, record_seeds, stage_uniforms
 from engine.samplers.tables import IntArray, cumulative, draw
 from engine.samplers.trajectory import TrajectorySampler
 from engine.spec import GenerationSpec, assemble, record_id
+from engine.thin import ThinPolicy, target_label, thin_reason
+from kg.resolution import CodeResolution
 from kg.store import GraphStore
 
 DEFAULT_BATCH = 4096
@@ -56,6 +58,9 @@ class PlanRequest(BaseModel):
     n: int = Field(gt=0, description="records per code/disease; the total for by_prevalence")
     seed: int = Field(ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: refuse thin profiles (engine.thin); None: no check. Never changes a record, so it is
+    #: left out of dumps (the run identity)
+    thin: ThinPolicy | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _one_mode(self) -> PlanRequest:
@@ -76,8 +81,14 @@ def _preferred(recipe: Recipe, profile: DiseaseProfile) -> str | None:
 class CompiledRecipe:
     """A recipe's samplers compiled for one profile; turns record indices into specs."""
 
-    def __init__(self, recipe: Recipe, params: RecipeParams, profile: DiseaseProfile) -> None:
-        self.recipe, self.profile = recipe, profile
+    def __init__(
+        self,
+        recipe: Recipe,
+        params: RecipeParams,
+        profile: DiseaseProfile,
+        resolution: CodeResolution | None = None,
+    ) -> None:
+        self.recipe, self.profile, self.resolution = recipe, profile, resolution
         parts = set(recipe.components)
         code = profile.icd.code if profile.icd else None
         if recipe.icd_prefix and not (code or "").startswith(recipe.icd_prefix):
@@ -115,6 +126,7 @@ class CompiledRecipe:
             "recipe": recipe.name,
             "icd_code": code,
             "icd_title": profile.icd.title if profile.icd else None,
+            "resolution": resolution,
             "disease_id": profile.disease_id,
             "disease": profile.disease,
             "scheme": self.trajectory.scheme if self.trajectory else None,
@@ -201,20 +213,34 @@ class Planner:
             freqs = []
         profiles: dict[str, DiseaseProfile] = {}  # one read per disease, whatever its codes
         self.compiled: list[CompiledRecipe] = []
+        self.notes = [_alternatives_note(t) for t in targets if t.alternatives]
+        thin: list[str] = []
         kept: list[tuple[Target, float | None]] = []
         for i, target in enumerate(targets):
             if target.disease_id not in profiles:
                 profiles[target.disease_id] = load_profile(store, target)
             profile = profiles[target.disease_id].for_code(target.icd)
             try:
-                self.compiled.append(CompiledRecipe(self.recipe, self.params, profile))
+                compiled = CompiledRecipe(self.recipe, self.params, profile, target.resolution)
             except EngineError as err:
                 if not request.by_prevalence:
                     raise
                 skipped.append(f"{target.disease}: {err}")
                 continue
+            reason = thin_reason(profile, self.recipe, request.thin) if request.thin else ""
+            if reason and request.by_prevalence:
+                skipped.append(f"{target.disease}: {reason} (--allow-thin keeps it)")
+                continue
+            if reason:
+                thin.append(f"{target_label(target)} {reason}")
+            self.compiled.append(compiled)
             if request.by_prevalence:
                 kept.append((target, freqs[i]))
+        if thin:
+            them = "it" if len(thin) == 1 else "them"
+            raise EngineError(
+                f"{'; '.join(thin)}; curate {them} (docs/curation.md#coverage) or pass --allow-thin"
+            )
         if not self.compiled:
             detail = f" ({'; '.join(skipped[:5])})" if skipped else ""
             raise EngineError(
@@ -245,7 +271,13 @@ class Planner:
     @property
     def targets(self) -> list[Target]:
         return [
-            Target(disease_id=p.disease_id, disease=p.disease, icd=p.icd) for p in self.profiles
+            Target(
+                disease_id=c.profile.disease_id,
+                disease=c.profile.disease,
+                icd=c.profile.icd,
+                resolution=c.resolution,
+            )
+            for c in self.compiled
         ]
 
     def target_of(self, indices: IntArray) -> IntArray:
@@ -280,6 +312,17 @@ class Planner:
             for item in batch:
                 assert item is not None
                 yield item
+
+
+def _alternatives_note(target: Target) -> str:
+    """Which disease a code with several candidates went to, and how to choose another."""
+    assert target.resolution is not None
+    r = target.resolution
+    return (
+        f"{r.requested}: {target.disease} ({target.disease_id}) {r.describe()} was chosen "
+        f"(nearest, primary coding, most weighted symptoms, lowest code); also found: "
+        f"{'; '.join(target.alternatives)}. Request that code to plan for another"
+    )
 
 
 #: what a forked planning worker renders: set in the parent just before the fork

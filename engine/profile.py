@@ -19,6 +19,7 @@ from kg.coherence import presents_frequency
 from kg.icd import normalise_code
 from kg.model import icd_code_error
 from kg.queries import get_query
+from kg.resolution import Candidate, CodeResolution, How, pick, resolution_of
 from kg.store import GraphStore
 
 Row = dict[str, Any]
@@ -212,11 +213,14 @@ class DiseaseProfile(Bounds):
 
 
 class Target(_Frozen):
-    """A resolved request: the disease and the ICD code records are generated for."""
+    """A resolved request: the disease and the ICD code records are generated for, how the
+    code reached the disease (None for a disease request) and the diseases passed over."""
 
     disease_id: str
     disease: str
     icd: IcdRef | None = None
+    resolution: CodeResolution | None = None
+    alternatives: tuple[str, ...] = ()
 
 
 def _run(store: GraphStore, name: str, **params: Any) -> list[Row]:
@@ -412,28 +416,30 @@ class Catalogue:
         return _closest(hits, "diseases", "kgsynth kg query disease_search --param text=...")
 
     def icd(self, code: str) -> Target:
-        """The disease coded as ``code`` or, failing that, as its nearest coded ancestor."""
+        """The disease coded as ``code``, else as its nearest coded ancestor, else (a
+        category) as its nearest coded descendants; ``kg.resolution`` breaks ties."""
         code = normalise_code(code)
         if (problem := icd_code_error(code)) is not None:
             raise EngineError(f"{problem}; {self._suggest_codes(code)}")
+        how: How = "ancestor"
         rows = _run(self.store, "disease_by_icd", icd=code)
+        if not rows:
+            how, rows = "descendant", _run(self.store, "disease_below_icd", icd=code)
         known = _run(self.store, "icd_lookup", icd=code)
         if rows:
-            nearest = min(r["distance"] for r in rows)
-            best = sorted(
-                (r for r in rows if r["distance"] == nearest),
-                key=lambda r: (not r["primary"], r["disease_id"]),
-            )[0]
+            best, others = pick(Candidate.model_validate(r) for r in rows)
             title = known[0]["title"] if known else None
             return Target(
-                disease_id=best["disease_id"],
-                disease=best["disease"],
-                icd=IcdRef(code=code, title=title, primary=bool(best["primary"])),
+                disease_id=best.disease_id,
+                disease=best.disease,
+                icd=IcdRef(code=code, title=title, primary=best.primary),
+                resolution=resolution_of(code, best, how),
+                alternatives=tuple(f"{c.disease} ({c.disease_id}) at {c.coded_as}" for c in others),
             )
         if known:
             raise EngineError(
                 f"ICD-10-CM {code} ({known[0]['title']}) is in the catalogue, but no disease in "
-                f"the graph is coded as {code} or any of its ancestors; "
+                f"the graph is coded as {code}, any of its ancestors or any code below it; "
                 f"{self._suggest_codes(code)}"
             )
         raise EngineError(f"unknown ICD-10-CM code {code!r}; {self._suggest_codes(code)}")

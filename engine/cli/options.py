@@ -11,6 +11,9 @@ from pydantic import ValidationError
 
 from engine.errors import EngineError
 from engine.plan import PlanRequest
+from engine.thin import ThinPolicy
+from kg.coverage import DEFAULT_MIN_WEIGHTED, ENV_MIN_WEIGHTED
+from kg.coverage import min_weighted_symptoms as min_weighted_setting
 
 
 class Weighting(StrEnum):
@@ -45,6 +48,23 @@ NOpt = Annotated[
         help=f"Records per code/disease (the total for --by-prevalence); at most {MAX_RECORDS:,}.",
     ),
 ]
+AllowThinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-thin",
+        help="Plan for profiles with too few weighted symptoms or no persona figures "
+        "(refused by default; see `kgsynth kg coverage`).",
+    ),
+]
+MinWeightedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min-weighted-symptoms",
+        min=0,
+        help=f"Frequency-weighted symptoms a profile needs (default {DEFAULT_MIN_WEIGHTED}; env "
+        f"{ENV_MIN_WEIGHTED}, kgsynth.toml [profiles].min_weighted_symptoms).",
+    ),
+]
 ForceOpt = Annotated[
     bool,
     typer.Option("--force", help="Overwrite -o even when it holds another kind of output."),
@@ -77,8 +97,14 @@ def plan_request(
     seed: int,
     settings: list[str] | None,
     population: str | None = None,
+    allow_thin: bool = False,
+    min_weighted_symptoms: int | None = None,
 ) -> PlanRequest:
-    """The planner's request from the options; a bad combination is one clear error."""
+    """The planner's request from the options; a bad combination is one clear error.
+
+    Thin profiles are refused unless ``allow_thin`` (the threshold: ``min_weighted_symptoms``,
+    else the environment or kgsynth.toml, else 5; kg.coverage).
+    """
     if n > MAX_RECORDS:
         raise EngineError(
             f"{command}: -n {n:,} is above the limit of {MAX_RECORDS:,} records per run "
@@ -95,6 +121,10 @@ def plan_request(
             n=n,
             seed=seed,
             params=parse_settings(settings),
+            thin=ThinPolicy(
+                min_weighted_symptoms=min_weighted_setting(min_weighted_symptoms),
+                allow=allow_thin,
+            ),
         )
     except ValidationError as err:
         detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())

@@ -13,10 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from engine.cli.options import (
+    AllowThinOpt,
     ByPrevalenceOpt,
     DiseaseOpt,
     ForceOpt,
     IcdOpt,
+    MinWeightedOpt,
     NOpt,
     PopulationOpt,
     Weighting,
@@ -79,6 +81,8 @@ def plan(
         ),
     ] = 1,
     force: ForceOpt = False,
+    allow_thin: AllowThinOpt = False,
+    min_weighted_symptoms: MinWeightedOpt = None,
 ) -> None:
     """Plan records: one JSON line per record, identical for identical inputs and seed."""
     request = plan_request(
@@ -92,6 +96,8 @@ def plan(
         seed=seed,
         settings=set_,
         population=population,
+        allow_thin=allow_thin,
+        min_weighted_symptoms=min_weighted_symptoms,
     )
     if fmt is Format.openai_batch and not model:
         raise EngineError("--format openai-batch needs --model (the model the batch will run)")
@@ -103,7 +109,11 @@ def plan(
     for i, target in enumerate(planner.targets):
         code = target.icd.code if target.icd else "-"
         share = f"  p={shares[i]:.3f}" if shares else ""
-        _err.print(f"{code} -> {target.disease} ({target.disease_id}){share}")
+        resolved = target.resolution
+        how = f" {resolved.describe()}" if resolved and resolved.how != "exact" else ""
+        _err.print(f"{code} -> {target.disease} ({target.disease_id}){how}{share}")
+    for note in planner.notes:
+        _err.print(Text.assemble(("note", "yellow"), f" {note}"))
     for how in planner.prevalence_notes:
         _err.print(f"  {how}")
     for note in planner.skipped:
