@@ -42,7 +42,7 @@ def test_evaluate_writes_metrics_and_a_table_of_both_runs(graph: Path, tmp_path:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["schema"] == "kgsynth.evaluate/1"
+    assert metrics["schema"] == "kgsynth.evaluate/2"
     assert set(metrics) >= {
         "notes", "reference", "settings", "diversity", "fidelity", "privacy", "alignment",
         "annotations", "against",

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from engine.errors import EngineError
 from kg.cli import make_console, store_from_context
 
 _out = make_console()
@@ -67,12 +68,32 @@ def evaluate(
     ] = 0.8,
     permutations: Annotated[int, typer.Option(min=1, help="Permutations of the MMD test.")] = 200,
     max_embed: Annotated[int, typer.Option(min=2, help="Notes per side in the MMD sample.")] = 2000,
+    min_symptom_recall: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Keep notes whose recall of the requested symptoms is at least this: "
+            "OUTPUT/filtered.jsonl (MedSyn's filter).",
+        ),
+    ] = None,
+    embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--embeddings/--no-embeddings",
+            help="Embed the notes: dispersion, symptom recall, projection; fidelity and DCR "
+            "with --reference.",
+        ),
+    ] = True,
 ) -> None:
-    """Evaluate a synthetic note set: writes OUTPUT/metrics.json and prints a summary table."""
+    """Evaluate a synthetic note set: writes OUTPUT/metrics.json and OUTPUT/report.html and
+    prints a summary table."""
     from engine.evaluate.evaluate import Inputs, Settings, Shared
     from engine.evaluate.evaluate import evaluate as run
-    from engine.evaluate.inputs import read_annotations, read_notes
-    from engine.evaluate.summary import table
+    from engine.evaluate.inputs import read_annotations, read_notes, write_filtered
+    from engine.evaluate.recall import passing
+    from engine.evaluate.report import project, write_report
+    from engine.evaluate.summary import run_names, table
     from engine.gate.reference import load_reference
 
     settings = Settings(
@@ -82,8 +103,12 @@ def evaluate(
         near_duplicate=near_duplicate,
         permutations=permutations,
         max_embed=max_embed,
+        min_symptom_recall=min_symptom_recall,
+        embeddings=embeddings,
         model=model,
     )
+    if min_symptom_recall is not None and not embeddings:
+        raise EngineError("--min-symptom-recall needs the embeddings; drop --no-embeddings")
     ref = load_reference(reference, reference_field, reference_code_field) if reference else None
     ann = read_annotations(annotations) if annotations else None
     store = (lambda: store_from_context(ctx)) if alignment else None
@@ -100,8 +125,21 @@ def evaluate(
     tmp = target.with_name(f".metrics.json.{os.getpid()}")
     tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)
+    named = list(zip(run_names(doc), shared.synthetic, strict=False))
+    if shared.reference is not None:
+        named.append(("reference", shared.reference))
+    report = write_report(output / "report.html", doc, project(named, seed))
     _out.print(table(doc))
+    if min_symptom_recall is not None:
+        recall = doc["symptom_recall"]
+        kept = write_filtered(notes, passing(recall), output / "filtered.jsonl")
+        _err.print(
+            f"symptom recall >= {min_symptom_recall}: kept {kept} of {recall['judged']} "
+            f"judged notes ({recall['unjudged']} requested no symptom, not kept) -> "
+            f"{output / 'filtered.jsonl'}"
+        )
     _err.print(f"wrote {target}")
+    _out.print(f"report: {report}")
 
 
 def register(app: typer.Typer) -> None:

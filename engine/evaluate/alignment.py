@@ -60,6 +60,11 @@ def chi_square(observed: Mapping[str, float], expected: Mapping[str, float]) -> 
     }
 
 
+def _shares(counts: Mapping[str, float]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: round(v / total, 6) for k, v in sorted(counts.items())} if total > 0 else {}
+
+
 def _tally_figures(tally: Tally) -> dict[str, Any]:
     expected = expected_attributes(tally.profile)
     out: dict[str, Any] = {}
@@ -69,20 +74,30 @@ def _tally_figures(tally: Tally) -> dict[str, Any]:
             for a, counts in sorted(tally.attributes.items())
             if expected.get(a)
         }
+        out["persona_marginals"] = {
+            a: {"drawn": dict(sorted(counts.items())), "graph": _shares(expected.get(a, {}))}
+            for a, counts in sorted(tally.attributes.items())
+        }
     windows: dict[str, float] = {}
+    categories: dict[str, Any] = {}
     for info in tally.profile.windows:
         t = tally.windows.get(info.id)
         if t is None:
             continue
-        shares = {
-            o.target_id: float(o.frequency)
-            for o in info.observations
-            if o.kind == "SymptomCategory" and o.scheme == tally.scheme
-        }
+        observed = [
+            o for o in info.observations if o.kind == "SymptomCategory" and o.scheme == tally.scheme
+        ]
+        shares = {o.target_id: float(o.frequency) for o in observed}
         if shares and t.categories:
             windows[info.name] = round(js_divergence(t.categories, shares), 4)
+            names = {o.target_id: o.name for o in observed}
+            categories[info.name] = {
+                "drawn": {names.get(k, k): v for k, v in sorted(t.categories.items())},
+                "graph": {names[k]: v for k, v in _shares(shares).items()},
+            }
     if windows:
         out["window_category_js"] = windows
+        out["window_categories"] = categories
     return out
 
 

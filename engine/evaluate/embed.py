@@ -62,6 +62,33 @@ class Embedder:
         )
         return np.asarray(out, dtype=np.float32)
 
+    def token_vectors(self, texts: Sequence[str]) -> list[F32]:
+        """Per text, its contextual word-piece embeddings (special tokens dropped), each row
+        L2-normalised; a text longer than the model's ``max_seq_length`` is cut there."""
+        if not texts:
+            return []
+        out = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            convert_to_numpy=False,
+            show_progress_bar=False,
+        )
+        tokenizer = self.model.tokenizer
+        masks = tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.model.max_seq_length,
+            return_special_tokens_mask=True,
+        )["special_tokens_mask"]
+        rows = []
+        for vectors, mask in zip(out, masks, strict=True):
+            v = vectors.detach().float().cpu().numpy()[: len(mask)]
+            v = v[np.asarray(mask[: len(v)]) == 0]
+            norms = np.linalg.norm(v, axis=1, keepdims=True)
+            rows.append((v / np.where(norms > 0, norms, 1.0)).astype(np.float32))
+        return rows
+
 
 def _no_gpu() -> bool:
     import torch

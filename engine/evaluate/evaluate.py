@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from engine.gate.reference import ReferenceDoc
 from kg.store import GraphStore
 
 #: the version of the metrics.json layout (bump on a change of keys or meaning)
-SCHEMA = "kgsynth.evaluate/1"
+SCHEMA = "kgsynth.evaluate/2"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Settings:
     permutations: int = 200
     max_embed: int = 2000
     dcr_quantile: float = 0.05
+    min_symptom_recall: float | None = None
+    embeddings: bool = True
     model: Path | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -56,10 +58,12 @@ class Inputs:
 
 @dataclass
 class Shared:
-    """What runs evaluated together share: the loaded model and the reference embeddings."""
+    """What runs evaluated together share: the loaded model and the reference embeddings;
+    ``synthetic`` gathers each run's note embeddings in turn (for the report's projection)."""
 
     embedder: Any = None
     reference: F | None = None
+    synthetic: list[F] = field(default_factory=list)
 
 
 def _groups(
@@ -79,11 +83,11 @@ def _diversity(notes: Sequence[EvalNote], s: Settings) -> dict[str, Any]:
         "overall": diversity(texts, sample=s.self_bleu_sample, seed=s.seed),
         "per_recipe": {
             k: diversity(v, sample=s.self_bleu_sample, seed=s.seed)
-            for k, v in _groups(notes, lambda n: n.recipe).items()
+            for k, v in _groups(notes, _recipe).items()
         },
         "per_code": {
             k: diversity(v, sample=s.self_bleu_sample, seed=s.seed)
-            for k, v in _groups(notes, lambda n: n.code).items()
+            for k, v in _groups(notes, _code).items()
         },
     }
 
@@ -97,48 +101,82 @@ def _examples(notes: Sequence[EvalNote]) -> list[tuple[str, str]]:
 
 
 def _embedded(inp: Inputs, s: Settings, shared: Shared, out: dict[str, Any]) -> None:
-    """Fidelity, dispersion and DCR: the figures that need the embedding model."""
+    """Dispersion, symptom recall and, with a reference, fidelity and DCR: the figures that
+    need the embedding model."""
     from engine.evaluate.embed import Embedder
-    from engine.evaluate.fidelity import centroid_cosine, dispersion, mmd, sample_rows
+    from engine.evaluate.fidelity import dispersion
+    from engine.evaluate.recall import symptom_recall
 
-    assert inp.reference is not None
     if shared.embedder is None:
         shared.embedder = Embedder(s.model)
     embedder = shared.embedder
+    syn = embedder.encode([n.text for n in inp.notes])
+    shared.synthetic.append(syn)
+    div = out["diversity"]
+    div["overall"]["embedding_dispersion"] = round(dispersion(syn), 6)
+    for group, key in (("per_recipe", _recipe), ("per_code", _code)):
+        labels = np.array([key(n) or "" for n in inp.notes])
+        for name, figures in div[group].items():
+            figures["embedding_dispersion"] = round(dispersion(syn[labels == name]), 6)
+    out["symptom_recall"] = {
+        "model": str(embedder.path),
+        **symptom_recall(embedder, inp.notes, s.min_symptom_recall),
+    }
+    if inp.reference is None:
+        return
     if shared.reference is None:
         shared.reference = embedder.encode([d.text for d in inp.reference])
-    ref = shared.reference
-    syn = embedder.encode([n.text for n in inp.notes])
-    fid: dict[str, Any] = {
-        "model": str(embedder.path),
-        "overall": {
+    out["fidelity"] = _fidelity(inp, s, syn, shared.reference, str(embedder.path))
+    out["privacy"]["dcr"] = dcr(syn, shared.reference, seed=s.seed, quantile=s.dcr_quantile)
+    out["privacy"]["dcr_per_code"] = {
+        code: figures
+        for code, x, y in _by_code(inp, syn, shared.reference)
+        if (figures := dcr(x, y, seed=s.seed, quantile=s.dcr_quantile)) is not None
+    }
+
+
+def _recipe(n: EvalNote) -> str | None:
+    return n.recipe
+
+
+def _code(n: EvalNote) -> str | None:
+    return n.code
+
+
+def _by_code(inp: Inputs, syn: F, ref: F) -> list[tuple[str, F, F]]:
+    """(code, its synthetic rows, its reference rows) for codes on both sides."""
+    assert inp.reference is not None
+    ref_codes = np.array([d.code or "" for d in inp.reference])
+    syn_codes = np.array([n.code or "" for n in inp.notes])
+    return [
+        (code, syn[syn_codes == code], ref[ref_codes == code])
+        for code in sorted(set(syn_codes) & set(ref_codes) - {""})
+    ]
+
+
+def _fidelity(inp: Inputs, s: Settings, syn: F, ref: F, model: str) -> dict[str, Any]:
+    from engine.evaluate.fidelity import centroid_cosine, mmd, sample_rows
+
+    def figures(x: F, y: F) -> dict[str, Any]:
+        return {
             **mmd(
-                sample_rows(syn, s.max_embed, s.seed),
-                sample_rows(ref, s.max_embed, s.seed),
+                sample_rows(x, s.max_embed, s.seed),
+                sample_rows(y, s.max_embed, s.seed),
                 permutations=s.permutations,
                 seed=s.seed,
             ),
-            "centroid_cosine": round(centroid_cosine(syn, ref), 6),
+            "centroid_cosine": round(centroid_cosine(x, y), 6),
+        }
+
+    return {
+        "model": model,
+        "overall": figures(syn, ref),
+        "per_code": {
+            code: figures(x, y)
+            for code, x, y in _by_code(inp, syn, ref)
+            if len(x) >= 2 and len(y) >= 2
         },
-        "per_code": {},
     }
-    ref_codes = np.array([d.code or "" for d in inp.reference])
-    syn_codes = np.array([n.code or "" for n in inp.notes])
-    for code in sorted(set(syn_codes) & set(ref_codes) - {""}):
-        x, y = syn[syn_codes == code], ref[ref_codes == code]
-        if len(x) >= 2 and len(y) >= 2:
-            fid["per_code"][code] = {
-                **mmd(
-                    sample_rows(x, s.max_embed, s.seed),
-                    sample_rows(y, s.max_embed, s.seed),
-                    permutations=s.permutations,
-                    seed=s.seed,
-                ),
-                "centroid_cosine": round(centroid_cosine(x, y), 6),
-            }
-    out["fidelity"] = fid
-    out["diversity"]["overall"]["embedding_dispersion"] = round(dispersion(syn), 6)
-    out["privacy"]["dcr"] = dcr(syn, ref, seed=s.seed, quantile=s.dcr_quantile)
 
 
 def evaluate(inp: Inputs, s: Settings, shared: Shared | None = None) -> dict[str, Any]:
@@ -158,6 +196,7 @@ def evaluate(inp: Inputs, s: Settings, shared: Shared | None = None) -> dict[str
         "privacy": {},
         "alignment": None,
         "annotations": None,
+        "symptom_recall": None,
     }
     ref_texts = [d.text for d in inp.reference] if inp.reference is not None else None
     if inp.reference is not None:
@@ -171,7 +210,7 @@ def evaluate(inp: Inputs, s: Settings, shared: Shared | None = None) -> dict[str
     out["privacy"]["near_duplicates"] = near_duplicates(
         texts, ref_texts, threshold=s.near_duplicate
     )
-    if inp.reference is not None:
+    if s.embeddings:
         _embedded(inp, s, shared, out)
     specs = [n.spec for n in inp.notes if n.spec is not None]
     if inp.store is not None and specs:

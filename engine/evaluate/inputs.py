@@ -6,6 +6,7 @@ Every reader takes the last line per id (files are append-only) and turns bad in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,3 +88,17 @@ def read_annotations(path: Path) -> list[AnnotatedNote]:
     if not ok:
         raise EngineError(f"{path} holds no ok annotations")
     return ok
+
+
+def write_filtered(path: Path, keep: set[str], target: Path) -> int:
+    """Copy the last line of each kept record of the notes file ``path`` to ``target`` (in
+    file order, replaced atomically); the number of lines written."""
+    latest: dict[str, tuple[int, bytes]] = {}
+    for number, line in _lines(path, "notes"):
+        rid = NoteRecord.model_validate_json(line).record_id
+        if rid in keep:
+            latest[rid] = (number, line.rstrip(b"\r\n"))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    tmp.write_bytes(b"".join(line + b"\n" for _, line in sorted(latest.values())))
+    os.replace(tmp, target)
+    return len(latest)
