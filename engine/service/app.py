@@ -8,14 +8,14 @@ Every ``/v1`` route needs ``Authorization: Bearer <token>`` when tokens are conf
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -104,18 +104,30 @@ def create_app(config: ServiceConfig) -> FastAPI:
         lifespan=lifespan,
     )
 
+    def known(header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        return not config.tokens or any(
+            secrets.compare_digest(given, t.get_secret_value().encode()) for t in config.tokens
+        )
+
+    @app.middleware("http")
+    async def require_token(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Before routing and body parsing: an anonymous caller learns nothing but 401."""
+        if request.url.path.startswith("/v1") and not known(request.headers.get("authorization")):
+            return JSONResponse(
+                {"detail": "missing or unknown bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await call_next(request)
+
     def authorised(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> None:
-        if not config.tokens:
-            return
-        given = credentials.credentials.encode() if credentials else b""
-        if not any(
-            secrets.compare_digest(given, t.get_secret_value().encode()) for t in config.tokens
-        ):
-            raise HTTPException(
-                401, "missing or unknown bearer token", {"WWW-Authenticate": "Bearer"}
-            )
+        """The security scheme in the OpenAPI document (the middleware has checked it)."""
 
     def store() -> GraphStore:
         return state["store"]

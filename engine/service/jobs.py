@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.errors import EngineError
+from engine.errors import EngineError, validation_detail
 from engine.gate import GateConfig
 from engine.gate.build import gate_for
 from engine.llm.factory import BackendSettings, make_backend
@@ -42,10 +42,12 @@ class GenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    icd: str | None = Field(default=None, max_length=16, examples=["G30.9"])
-    disease: str | None = Field(default=None, max_length=200, examples=["Alzheimer's disease"])
+    icd: str | None = Field(default=None, min_length=1, max_length=16, examples=["G30.9"])
+    disease: str | None = Field(
+        default=None, min_length=1, max_length=200, examples=["Alzheimer's disease"]
+    )
     n: int = Field(ge=1, description="records to generate (the server caps it)")
-    recipe: str = Field(default="dualalign", max_length=64)
+    recipe: str = Field(default="dualalign", min_length=1, max_length=64)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
 
     @model_validator(mode="after")
@@ -55,13 +57,16 @@ class GenerationRequest(BaseModel):
         return self
 
     def plan_request(self) -> PlanRequest:
-        return PlanRequest(
-            recipe=self.recipe,
-            icd=(self.icd,) if self.icd else (),
-            disease=(self.disease,) if self.disease else (),
-            n=self.n,
-            seed=self.seed,
-        )
+        try:
+            return PlanRequest(
+                recipe=self.recipe,
+                icd=(self.icd,) if self.icd is not None else (),
+                disease=(self.disease,) if self.disease is not None else (),
+                n=self.n,
+                seed=self.seed,
+            )
+        except ValidationError as err:
+            raise EngineError(validation_detail(err)) from None
 
 
 class Progress(BaseModel):
