@@ -15,6 +15,7 @@ from engine.cli import annotate as annotate_cli
 from engine.cli import audit as audit_cli
 from engine.cli import dataset as dataset_cli
 from engine.cli import evaluate as evaluate_cli
+from engine.cli import experiment as experiment_cli
 from engine.cli import export as export_cli
 from engine.cli import finetune as finetune_cli
 from engine.cli import generate as generate_cli
@@ -93,6 +94,7 @@ dataset_cli.register(app)
 export_cli.register(app)
 evaluate_cli.register(app)
 finetune_cli.register(app)
+experiment_cli.register(app)
 serve_cli.register(app)
 
 _err = make_console(stderr=True)
