@@ -296,7 +296,9 @@ def load_classifier(directory: Path, device: str | None = None) -> Classifier:
         from peft import PeftModel
 
         tokenizer, base = _load_backbone(backbone, labels, bf16)
-        model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
+        with warnings.catch_warnings():  # as in train_classifier
+            warnings.simplefilter("ignore", FutureWarning)
+            model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
     else:
         tokenizer, model = _load_backbone(directory / MODEL_DIR, labels, bf16)
     model.to(dev)
@@ -362,7 +364,9 @@ def train_classifier(
             lora_dropout=config.lora_dropout,
             target_modules=config.target_modules,
         )
-        model = get_peft_model(model, lora)
+        with warnings.catch_warnings():  # peft 0.21 reads a deprecated transformers property
+            warnings.simplefilter("ignore", FutureWarning)
+            model = get_peft_model(model, lora)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if config.method == "lora":
