@@ -81,6 +81,19 @@ def engine_files(graph: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def kgsynth(graph: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kgsynth ARGS`` in a subprocess on the fixture graph (one torch thread)."""
+    env = {**os.environ, "HOME": str(home), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "--uri", f"embedded:{graph}", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def word_tokenizer(words: list[str], chat_template: bool) -> object:
     """A whitespace WordLevel tokenizer over ``words`` (ids by hand: specials first)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -338,20 +351,19 @@ def test_adapter_generates_what_it_learned_through_kgsynth_generate(
     lines = (engine_files / "notes.jsonl").read_text().splitlines()
     notes.write_text("".join(json.dumps(json.loads(x) | {"text": target}) + "\n" for x in lines))
     adapter = tmp_path / "adapter"
-    train_generator(small_config(base_model, max_steps=15), read_pairs(notes), adapter)
-    out = tmp_path / "generated.jsonl"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    args = ["--specs", str(engine_files / "specs.jsonl"), "--backend", "transformers"]
-    args += ["--model", str(adapter), "--device", "cpu", "--temperature", "0"]
-    args += ["--max-tokens", "12", "--gate", "none", "--no-progress", "-o", str(out)]
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "--uri", f"embedded:{graph}", "generate", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    specs = str(engine_files / "specs.jsonl")
+    args = ["--specs", specs, "--model", str(base_model), "-o", str(adapter), "--device", "cpu"]
+    args += ["--learning-rate", "3e-2", "--batch-size", "2", "--micro-batch-size", "1"]
+    args += ["--max-length", "1024", "--max-steps", "15", "--lora-r", "8", "--lora-alpha", "16"]
+    done = kgsynth(
+        graph, tmp_path, "finetune", "generator", str(notes), *args, "--lora-dropout", "0"
     )
+    assert done.returncode == 0, done.stderr
+    assert "trained 15 steps on 8 notes" in done.stderr
+    out = tmp_path / "generated.jsonl"
+    args = ["--specs", specs, "--backend", "transformers", "--model", str(adapter)]
+    args += ["--device", "cpu", "--temperature", "0", "--max-tokens", "12", "--gate", "none"]
+    done = kgsynth(graph, tmp_path, "generate", *args, "--no-progress", "-o", str(out))
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 8
@@ -360,6 +372,25 @@ def test_adapter_generates_what_it_learned_through_kgsynth_generate(
         assert r["text"].strip() == target and r["finish_reason"] == "stop"
     manifest = json.loads(out.with_name("generated.manifest.json").read_text())
     assert manifest["backend"]["adapter_base"] == str(base_model.resolve())
+
+
+def test_finetune_generator_input_errors_are_one_line(
+    engine_files: Path, base_model: Path, graph: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"record_id": "x", "status": "ok"}\n')
+    args = ["--model", str(base_model), "-o", str(tmp_path / "out")]
+    done = kgsynth(graph, tmp_path, "finetune", "generator", str(bad), *args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{bad}, line 1: not a kgsynth note record (" in done.stderr
+    notes = str(engine_files / "notes.jsonl")
+    done = kgsynth(graph, tmp_path, "finetune", "generator", notes, *args, "--learning-rate", "0")
+    assert done.returncode == 2 and "--learning-rate: Input should be greater than 0" in done.stderr
+    done = kgsynth(
+        graph, tmp_path, "finetune", "generator", notes, "--model", str(tmp_path), "-o", "o"
+    )
+    assert done.returncode == 2 and "cannot load a causal LM from" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_adapter_with_a_missing_base_is_one_clear_error(tmp_path: Path) -> None:

@@ -181,6 +181,80 @@ def lora_model(model: Any, config: SftConfig) -> Any:
         raise EngineError(f"--target-modules {config.target_modules}: {err}") from None
 
 
+def fit(
+    model: Any,
+    sequences: list[Sequence],
+    config: SftConfig,
+    device: str,
+    pad_id: int,
+    on_step: OnStep | None = None,
+) -> tuple[list[StepLog], float]:
+    """Train ``model`` (its trainable parameters) on ``sequences``; the step log and seconds.
+
+    Each epoch visits the sequences in a fresh seeded order; ``batch_size`` sequences per
+    step in micro-batches; the loss of a step is the mean over all its note tokens.
+    """
+    import torch
+
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    per_epoch = math.ceil(len(sequences) / config.batch_size)
+    total = config.max_steps or max(1, math.ceil(per_epoch * config.epochs))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params,
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=device.startswith("cuda"),
+    )
+    warmup = int(config.warmup_ratio * total)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    gen = torch.Generator().manual_seed(config.seed)
+    log: list[StepLog] = []
+    order: list[int] = []
+    tokens = 0
+    model.train()
+    started = time.perf_counter()
+    for step in range(total):
+        if len(order) < config.batch_size:  # the next epoch's shuffled sequences
+            order += torch.randperm(len(sequences), generator=gen).tolist()
+        batch = [sequences[i] for i in order[: config.batch_size]]
+        del order[: config.batch_size]
+        n_loss = torch.tensor(sum(sum(x != IGNORE for x in r.labels[1:]) for r in batch))
+        step_loss = torch.zeros((), device=device)
+        for lo in range(0, len(batch), config.micro_batch_size):
+            inputs = collate(batch[lo : lo + config.micro_batch_size], pad_id, device)
+            out = model(**inputs, use_cache=False, num_items_in_batch=n_loss.to(device))
+            out.loss.backward()
+            step_loss += out.loss.detach()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += sum(len(r.input_ids) for r in batch)
+        loss = float(step_loss)
+        log.append(
+            StepLog(
+                step=step + 1,
+                epoch=round((step + 1) / per_epoch, 4),
+                loss=loss,
+                lr=float(scheduler.get_last_lr()[0]),
+                tokens=tokens,
+            )
+        )
+        if on_step is not None:
+            on_step(step + 1, total, loss)
+    return log, time.perf_counter() - started
+
+
 def _fresh_dir(output: Path, force: bool) -> Path:
     """A temporary directory beside ``output``; ``output`` itself must be new or empty."""
     if output.exists():
@@ -214,7 +288,6 @@ def train_generator(
     on_step: OnStep | None = None,
 ) -> SftMetrics:
     """Train, then write the output directory (it appears only when everything is written)."""
-    import torch
 
     device = pick_device(config.device)
     seed_everything(config.seed)
@@ -232,84 +305,22 @@ def train_generator(
             f"every prompt is longer than --max-length {config.max_length} tokens; raise it"
         )
     sequences = build_sequences(examples, config.max_length, config.packing)
-    per_epoch = math.ceil(len(sequences) / config.batch_size)
-    total = config.max_steps or max(1, math.ceil(per_epoch * config.epochs))
     tmp = _fresh_dir(output, force)
     try:
         model = lora_model(model, config)
-        if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
-            model.enable_input_require_grads()
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            params,
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-            fused=device.startswith("cuda"),
-        )
-        warmup = int(config.warmup_ratio * total)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        gen = torch.Generator().manual_seed(config.seed)
-        log: list[StepLog] = []
-        order: list[int] = []
-        pad_id = tokenizer.pad_token_id
-        tokens = 0
-        model.train()
-        started = time.perf_counter()
-        for step in range(total):
-            if len(order) < config.batch_size:  # the next epoch's shuffled sequences
-                order += torch.randperm(len(sequences), generator=gen).tolist()
-            batch = [sequences[i] for i in order[: config.batch_size]]
-            del order[: config.batch_size]
-            n_loss = sum(sum(x != IGNORE for x in r.labels[1:]) for r in batch)
-            step_loss = 0.0
-            for lo in range(0, len(batch), config.micro_batch_size):
-                inputs = collate(batch[lo : lo + config.micro_batch_size], pad_id, device)
-                out = model(
-                    **inputs,
-                    use_cache=False,
-                    num_items_in_batch=torch.tensor(n_loss, device=device),
-                )
-                out.loss.backward()
-                step_loss += float(out.loss.detach())
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            tokens += sum(len(r.input_ids) for r in batch)
-            log.append(
-                StepLog(
-                    step=step + 1,
-                    epoch=round((step + 1) / per_epoch, 4),
-                    loss=step_loss,
-                    lr=float(scheduler.get_last_lr()[0]),
-                    tokens=tokens,
-                )
-            )
-            if on_step is not None:
-                on_step(step + 1, total, step_loss)
-        elapsed = time.perf_counter() - started
+        log, elapsed = fit(model, sequences, config, device, tokenizer.pad_token_id, on_step)
         metrics = SftMetrics(
-            steps=total,
+            steps=len(log),
             examples=len(examples),
             truncated=truncated,
             skipped_too_long=skipped,
             sequences=len(sequences),
-            train_tokens=tokens,
+            train_tokens=log[-1].tokens,
             loss_tokens=sum(sum(x != IGNORE for x in s.labels) for s in sequences),
             initial_loss=log[0].loss,
             final_loss=log[-1].loss,
             elapsed_s=round(elapsed, 3),
-            tokens_per_s=round(tokens / elapsed, 1) if elapsed > 0 else 0.0,
+            tokens_per_s=round(log[-1].tokens / elapsed, 1) if elapsed > 0 else 0.0,
             device=device,
             dtype=str(dtype).removeprefix("torch."),
             log=log,
