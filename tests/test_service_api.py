@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import browse, console_messages
+from tests.engine_graph import AD_SYMPTOMS
 from tests.llm_server import ServerConfig, ThreadServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -219,6 +222,47 @@ def test_disease_lookup_by_code_and_name(service: Service) -> None:
     assert by_name["disease_id"] == by_code["disease_id"]
     assert service.get("/v1/kg/diseases").status_code == 422
     assert service.get("/v1/kg/diseases", params={"icd": "Z99.89"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("G30.9", {name: weight for name, _, weight, _, _ in AD_SYMPTOMS.values()}),
+        # the fixture's mental-health symptoms: weight 0.3 + 0.08 i, those MDD presents
+        ("F32.9", {"sad": 0.3, "anhedonia": 0.38, "guilt": 0.46, "fatigue": 0.54}),
+    ],
+)
+def test_the_disease_card_opens_in_chromium(
+    service: Service, code: str, expected: dict[str, float], tmp_path: Path
+) -> None:
+    answer = service.get("/v1/cards/disease", params={"icd": code})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<script" not in answer.text  # server-rendered, nothing to run
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', answer.text)  # nothing fetched
+    page = tmp_path / f"card-{code}.html"
+    page.write_text(answer.text, encoding="utf-8")
+    shot = tmp_path / f"card-{code}.png"
+    run = browse(
+        page,
+        "--enable-logging=stderr",
+        "--v=0",
+        "--hide-scrollbars",
+        "--window-size=1300,2400",
+        f"--screenshot={shot}",
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert console_messages(run) == []
+    assert shot.stat().st_size > 20_000, "the screenshot is (nearly) blank"
+    print(f"screenshot: {shot}")
+    dom = browse(page, "--dump-dom").stdout
+    for name, weight in expected.items():
+        cell = rf"<td>{re.escape(name)}(?: <span[^>]*>[^<]*</span>)?</td>"
+        row = cell + rf"\s*<td class=\"num\">{weight:.2f}</td>"
+        assert re.search(row, dom), (name, weight)
+    assert "KGS:source/engine-fixture" in dom
+    assert dom.count("<details") == 3  # three planned records with their prompts
+    assert "Not planned" not in dom
 
 
 def test_a_killed_server_resumes_its_job_and_loses_nothing(graph: Path, tmp_path: Path) -> None:
