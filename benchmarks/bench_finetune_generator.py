@@ -145,7 +145,7 @@ def run_shape(shape: str, device: str, args: argparse.Namespace) -> dict[str, fl
     gpu = device == "cuda"
     max_length = args.max_length or (2048 if gpu else 512)
     data = examples(
-        args.examples,
+        args.examples or (256 if gpu else 64),
         (200, 600) if gpu else (20, 60),
         (100, 700) if gpu else (20, 120),
         SHAPES[shape]["vocab_size"],
@@ -182,7 +182,8 @@ def run_shape(shape: str, device: str, args: argparse.Namespace) -> dict[str, fl
     plain_cfg = cfg.model_copy(
         update={"batch_size": rows * per_row, "micro_batch_size": cfg.micro_batch_size * per_row}
     )
-    plain_rate = plain(peft_model, data, plain_cfg, args.steps, device)
+    steps = args.steps or (4 if gpu else 3)
+    plain_rate = plain(peft_model, data, plain_cfg, steps, device)
     base = peft_model.unload()
     del peft_model
     # kgsynth: packed sequences through the engine's own loop
@@ -206,8 +207,8 @@ def run_shape(shape: str, device: str, args: argparse.Namespace) -> dict[str, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", help="comma-separated: 8b, 1b, cpu (default: by device)")
-    parser.add_argument("--steps", type=int, default=4, help="measured optimizer steps")
-    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=None, help="measured steps (4, CPU 3)")
+    parser.add_argument("--examples", type=int, default=None, help="default 256, CPU 64")
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None, help="packed sequences per step")
     parser.add_argument("--micro", type=int, default=None, help="rows per forward pass")

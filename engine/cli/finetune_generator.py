@@ -34,6 +34,7 @@ def generator(
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-5,
     batch_size: Annotated[int, typer.Option(help="Sequences per optimizer step.")] = 64,
     micro_batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 4,
+    warmup_ratio: Annotated[float, typer.Option(help="Share of steps warming up.")] = 0.03,
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.05,
@@ -44,7 +45,7 @@ def generator(
         bool, typer.Option("--packing/--no-packing", help="Pack notes into full sequences.")
     ] = True,
     gradient_checkpointing: Annotated[
-        bool, typer.Option(help="Recompute activations (less memory, ~30% slower).")
+        bool, typer.Option(help="Recompute activations: less memory, slower.")
     ] = False,
     seed: Annotated[int, typer.Option(min=0, help="Seed (LoRA init, order, dropout).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, mps.")] = "auto",
@@ -70,6 +71,7 @@ def generator(
             learning_rate=learning_rate,
             batch_size=batch_size,
             micro_batch_size=micro_batch_size,
+            warmup_ratio=warmup_ratio,
             lora_r=lora_r,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,

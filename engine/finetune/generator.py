@@ -255,8 +255,8 @@ def fit(
     return log, time.perf_counter() - started
 
 
-def _fresh_dir(output: Path, force: bool) -> Path:
-    """A temporary directory beside ``output``; ``output`` itself must be new or empty."""
+def check_output(output: Path, force: bool) -> None:
+    """``output`` must be new or an empty directory (or ``force``)."""
     if output.exists():
         if not output.is_dir():
             raise EngineError(f"{output} is a file; -o names the directory to write the adapter to")
@@ -265,6 +265,11 @@ def _fresh_dir(output: Path, force: bool) -> Path:
                 f"{output} is not empty; `finetune generator` will not overwrite it: choose "
                 "another -o or pass --force"
             )
+
+
+def _fresh_dir(output: Path, force: bool) -> Path:
+    """A temporary directory beside ``output`` to fill, then publish."""
+    check_output(output, force)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -289,6 +294,7 @@ def train_generator(
 ) -> SftMetrics:
     """Train, then write the output directory (it appears only when everything is written)."""
 
+    check_output(output, force)  # before the heavy work; checked again when writing
     device = pick_device(config.device)
     seed_everything(config.seed)
     tokenizer, model, dtype = load_base(config, device)
