@@ -4,9 +4,10 @@
 HPO license forbids modified copies); diseases reach ICD-10-CM through the vendored bridge
 (``loaders.hpo_bridge``). docs/curation.md ("Imported: HPO annotations") documents the mapping:
 
-- every live term under Phenotypic abnormality (HP:0000118) becomes a ``Symptom`` (``HP:`` id,
-  name, definition; surface forms: layperson synonyms first, then the other EXACT synonyms),
-  with ``IS_A`` and ``IN_CATEGORY`` to its organ-system class(es) (scheme ``hp``);
+- every Phenotypic abnormality term (under HP:0000118) an imported annotation uses becomes a
+  ``Symptom`` (``HP:`` id, name, definition; surface forms: layperson synonyms first, then the
+  other EXACT synonyms), with ``IN_CATEGORY`` to its organ-system class(es) (scheme ``hp``)
+  and ``IS_A`` between such terms;
 - a disease (``OMIM:``/``ORPHA:``) with a bridge code the catalogue holds becomes a ``Disease``
   with non-primary ``CODED_AS`` (source: the bridge); others are counted as unmapped;
 - each positive phenotype row (aspect P) becomes ``PRESENTS``: an HPO frequency term gives
@@ -230,14 +231,20 @@ _READERS: tuple[tuple[int, Callable[[str], Any]], ...] = (
     (9, _modifiers),
     (10, _aspect),
 )
+#: what an empty cell reads as, for the columns that may be empty
+_EMPTY: dict[int, Any] = {2: False, 6: None, 7: Frequency("none"), 8: None, 9: ()}
 
 
 def _row(cells: list[str], line: int) -> Annotation:
     """One data row; ``HpoaError(field, message)`` names the first bad field."""
-    values: dict[int, Any] = {}
+    values: list[Any] = [None] * len(COLUMNS)
     for col, reader in _READERS:
+        cell = cells[col]
+        if not cell and col in _EMPTY:
+            values[col] = _EMPTY[col]
+            continue
         try:
-            values[col] = reader(cells[col])
+            values[col] = reader(cell)
         except HpoaError as err:
             raise HpoaError(COLUMNS[col], str(err)) from None
     return Annotation(
@@ -344,8 +351,11 @@ def reference_source(ref: str, release: str) -> dict[str, Any]:
     return row
 
 
-def _symptom_rows(onto: HpOntology, source: str, name: str) -> tuple[list[RawItem], int]:
-    """Symptom, SymptomCategory, IS_A and IN_CATEGORY items for the phenotypic branch."""
+def _symptom_rows(
+    onto: HpOntology, used: set[str], source: str, name: str
+) -> tuple[list[RawItem], int]:
+    """Symptom, SymptomCategory, IS_A and IN_CATEGORY items for the ``used`` phenotypes
+    (``IS_A`` between used terms; categories: the organ-system classes they fall under)."""
     branch = onto.descendants(PHENOTYPIC_ABNORMALITY)
     tops = sorted(t for t in branch if PHENOTYPIC_ABNORMALITY in onto.terms[t].parents)
     categories: dict[str, list[str]] = defaultdict(list)
@@ -354,7 +364,7 @@ def _symptom_rows(onto: HpOntology, source: str, name: str) -> tuple[list[RawIte
             categories[below].append(top)
     items: list[RawItem] = []
     dropped = 0
-    inner = branch - {PHENOTYPIC_ABNORMALITY}
+    inner = used & branch - {PHENOTYPIC_ABNORMALITY}
     for tid in sorted(inner):
         term = onto.terms[tid]
         loc = Location(name, term.line)
@@ -379,20 +389,10 @@ def _symptom_rows(onto: HpOntology, source: str, name: str) -> tuple[list[RawIte
             items.append(
                 RawItem("rel", "IN_CATEGORY", {"start": tid, "end": cid, "source": source}, loc)
             )
-        if tid in tops:
-            items.append(
-                RawItem(
-                    "node",
-                    "SymptomCategory",
-                    {
-                        "id": category_id("hp", tid),
-                        "name": term.name,
-                        "scheme": "hp",
-                        "source": source,
-                    },
-                    loc,
-                )
-            )
+    for top in sorted({top for tid in inner for top in categories[tid]}):
+        term = onto.terms[top]
+        row = {"id": category_id("hp", top), "name": term.name, "scheme": "hp", "source": source}
+        items.append(RawItem("node", "SymptomCategory", row, Location(name, term.line)))
     return items, dropped
 
 
@@ -494,11 +494,10 @@ def hpo_batch(
             Location(hpoa_name, 1),
         )
     ]
-    symptom_items, dropped = _symptom_rows(onto, source, obo_name)
-    items += symptom_items
-    if dropped:
-        stats.skipped["synonyms with gendered words"] += dropped
     phenotypes = onto.descendants(PHENOTYPIC_ABNORMALITY) - {PHENOTYPIC_ABNORMALITY}
+    live = {t: t for t in phenotypes} | {
+        a: t for a, t in onto.aliases.items() if t in phenotypes and onto.live(a) == t
+    }
     onsets = onto.descendants(ONSET)
 
     names: dict[str, str] = {}
@@ -511,7 +510,7 @@ def hpo_batch(
             stats.skipped["NOT rows"] += 1
         elif row.frequency.kind == "term" and not row.frequency.weight:
             stats.skipped["Excluded (HP:0040285) rows"] += 1
-        elif (hp := onto.live(row.hpo_id)) is None or hp not in phenotypes:
+        elif (hp := live.get(row.hpo_id)) is None:
             stats.skipped["rows whose term is not a phenotypic abnormality"] += 1
         elif row.onset is not None and onto.live(row.onset) not in onsets:
             problems.append(
@@ -580,6 +579,11 @@ def hpo_batch(
                     loc,
                 )
             )
+    used = {item.data["end"] for item in items if item.name == "PRESENTS"}
+    symptom_items, dropped = _symptom_rows(onto, used, source, obo_name)
+    items += symptom_items
+    if dropped:
+        stats.skipped["synonyms with gendered words"] += dropped
     batch, found = parse_items(items)
     problems += found
     stats.diseases = len(batch.nodes.get("Disease", {}))

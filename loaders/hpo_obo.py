@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from kg.batch import Location, Problem
 from loaders.obo import OboSyntaxError, quoted, unescape
@@ -51,17 +52,22 @@ class HpOntology:
         term = self.terms.get(term_id)
         return term_id if term is not None and not term.obsolete else None
 
-    def descendants(self, root: str) -> set[str]:
-        """``root`` and every live term under it (``is_a``)."""
-        children: dict[str, list[str]] = defaultdict(list)
+    @cached_property
+    def children(self) -> dict[str, list[str]]:
+        """Each term's live direct subclasses."""
+        out: dict[str, list[str]] = defaultdict(list)
         for term in self.terms.values():
             if not term.obsolete:
                 for parent in term.parents:
-                    children[parent].append(term.id)
+                    out[parent].append(term.id)
+        return out
+
+    def descendants(self, root: str) -> set[str]:
+        """``root`` and every live term under it (``is_a``)."""
         seen = {root}
         todo = deque([root])
         while todo:
-            for child in children.get(todo.popleft(), []):
+            for child in self.children.get(todo.popleft(), []):
                 if child not in seen:
                     seen.add(child)
                     todo.append(child)
