@@ -1,14 +1,14 @@
 """Issue 18: the 24 common conditions a user asked for plan rich, persona-aligned records.
 
-The graph is the curated seed (every module of ``loaders.seed.CURATED``) together with the
-Symptom Ontology and the Disease Ontology associations (which code several of the same
-ICD-10-CM codes as unweighted imported diseases) and the catalogue codes all of them use,
-written once to an embedded store. Each condition plans 1,000 ``medsyn`` records by its
-ICD-10-CM code, and the records are judged against the common-conditions YAML files
-(``kg/seed/common_*.yaml``, read here with PyYAML, not through the engine):
+The graph is every seed part of ``loaders.seed.PARTS`` (the curated modules, the Symptom
+Ontology and the imported disease associations, which code several of the same ICD-10-CM
+codes as imported diseases) with the catalogue codes all of them use, written once to an
+embedded store. Each condition plans 1,000 ``medsyn`` records by its ICD-10-CM code, and
+the records are judged against the common-conditions YAML files (``kg/seed/common_*.yaml``,
+read here with PyYAML, not through the engine):
 
 * the code reaches the curated disease the YAML codes it as (exactly, else at its nearest
-  ancestor by trimming the code), never an imported Disease Ontology disease;
+  ancestor by trimming the code), never an imported disease coded the same;
 * every record has a persona with an age inside one of the disease's age strata and a sex;
   at least 5 distinct symptoms occur across the records;
 * each symptom's inclusion rate, and the share of women, match their expectation within
@@ -49,7 +49,7 @@ from kg.model import Relationship
 from kg.store import GraphStore
 from kg.store.writer import write_batch
 from kg.validate import check_graph, errors
-from loaders.seed import CURATED, build_part
+from loaders.seed import CURATED, PARTS, build_part
 from tests.engine_graph import open_embedded
 
 SEED = Path(__file__).resolve().parent.parent / "kg" / "seed"
@@ -315,11 +315,13 @@ def expectation(disease: Curated, personas: list[tuple[int, str]]) -> Expectatio
 # ------------------------------------------------------------------------------- the graph
 
 
+@cache
 def seeded_content() -> GraphBatch:
-    """The curated modules, SYMP, the DO associations and the catalogue codes they all use
-    (with their ancestors): the shipped seed minus the catalogue codes nobody links."""
+    """Every seed part (the curated modules and the imported ontologies and associations)
+    with the catalogue codes they use and their ancestors: the shipped seed minus the
+    catalogue codes nobody links."""
     batch = GraphBatch()
-    for name in ("symp", "do", *CURATED):
+    for name in (p for p in PARTS if p != "catalogue"):
         part, problems = build_part(name)
         assert not errors(problems), problems[:3]
         assert not errors(batch.merge(part.batch))
@@ -389,6 +391,19 @@ def test_exact_and_simulated_inclusion_agree() -> None:
     assert exact["d"] + exact["e"] >= 1.0
     plain = exact_inclusion(weights, set(), 2)
     assert plain["d"] + plain["e"] < 0.5
+
+
+def test_imported_diseases_compete_for_the_codes() -> None:
+    """The store holds imported diseases (Disease Ontology, and others where the seed has
+    them) coded as some of the 24 codes themselves, so the resolution checks below are a real
+    contest: the curated disease must win."""
+    batch = seeded_content()
+    contested = {
+        r.end.removeprefix("ICD10CM:")
+        for r in batch.rels["CODED_AS"].values()
+        if not r.start.startswith("KGS:") and r.end.removeprefix("ICD10CM:") in CONDITIONS
+    }
+    assert len(contested) >= 5, sorted(contested)
 
 
 @pytest.mark.parametrize("code", list(CONDITIONS), ids=lambda c: f"{c}-{CONDITIONS[c]}")
