@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= transformers,evaluate,service,dev
+EXTRAS ?= transformers,evaluate,service,docs,dev
 
 .PHONY: install demo test lint bench neo4j-start neo4j-stop clean
 
