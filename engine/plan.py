@@ -319,9 +319,9 @@ def _alternatives_note(target: Target) -> str:
     assert target.resolution is not None
     r = target.resolution
     return (
-        f"{r.requested}: {target.disease} ({target.disease_id}) {r.describe()} was chosen "
-        f"(nearest, primary coding, most weighted symptoms, lowest code); also found: "
-        f"{'; '.join(target.alternatives)}. Request that code to plan for another"
+        f"{r.requested}: chose {target.disease} ({target.disease_id}), {r.describe()} (ranked "
+        f"by distance, primary coding, most weighted symptoms, lowest code); also found: "
+        f"{'; '.join(target.alternatives)}; pass --disease ID to plan for one of those"
     )
 
 
