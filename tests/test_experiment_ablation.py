@@ -109,11 +109,24 @@ def test_ablation_runs_every_arm_and_seed_and_tables_them(tmp_path: Path) -> Non
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((out / "table.json").read_text()) == table
 
+    # one more seed of one arm: only that run is trained, the table covers what was asked
+    more = CliRunner().invoke(
+        root, [*args[:-1], "--arms", "gold", "--seeds", "0,1,2", "--no-progress"]
+    )
+    assert more.exit_code == 0, more.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert (out / "runs" / "gold" / "seed-2" / "metrics.json").is_file()
+    (only,) = json.loads((out / "table.json").read_text())["rows"]
+    assert only["arm"] == "gold" and only["seeds"] == 3
+    latest = json.loads((out / "config.json").read_text())
+    assert latest["fingerprint"] == config["fingerprint"]
+    assert latest["settings"]["seeds"] == [0, 1, 2] and latest["settings"]["arms"] == ["gold"]
+
     # other settings in the same directory: refused, nothing changed
     other = CliRunner().invoke(root, [*args[:-1], "--epochs", "2", "--no-progress"])
     assert isinstance(other.exception, EngineError)
     assert "--force" in str(other.exception)
-    assert json.loads((out / "config.json").read_text()) == config
+    assert json.loads((out / "config.json").read_text()) == latest
 
 
 def test_ablation_errors_name_the_option(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def ablation(
     gold_label_field: Annotated[str, Opt(help="Gold label field (column).")] = "label",
     synthetic_text_field: Annotated[str, Opt(help="Synthetic text field.")] = "text",
     synthetic_label_field: Annotated[
-        str, Opt(help="Synthetic label field (a kgsynth dataset: label_name).")
+        str, Opt(help="Synthetic label field (a kgsynth dataset always gives label_name).")
     ] = "label",
     seeds: SeedsOpt = "0,1,2",
     arms: ArmsOpt = None,

@@ -110,7 +110,9 @@ def run_ablation(
         "labels": labels,
         "rows": {name: len(rows) for name, rows in parts.items()},
     }
-    fingerprint = sha256_hex(config)
+    # seeds and arms are left out: adding either to a finished experiment resumes it
+    identity = settings.model_dump(mode="json", exclude={"seeds", "arms", "save_models"})
+    fingerprint = sha256_hex({**config, "settings": identity})
     config["fingerprint"] = fingerprint
     prepare(output, config, force)
 

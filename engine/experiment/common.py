@@ -4,9 +4,9 @@ A results directory holds ``config.json`` (settings, inputs and their fingerprin
 experiment fingerprint), ``runs/ARM/seed-S/metrics.json`` (one per trained classifier),
 ``table.csv`` / ``table.json`` / ``table.md`` (mean and sample standard deviation over
 seeds) and ``plot.html`` (plotly, plotly.js inlined: opens offline). A run whose
-``metrics.json`` carries the experiment's fingerprint is not trained again, so an
-interrupted experiment resumes where it stopped; other settings need a new directory or
-``--force``.
+``metrics.json`` carries the experiment's fingerprint (inputs and settings, not the seeds or
+arms) is not trained again, so an interrupted experiment resumes where it stopped and more
+seeds or arms add to it; other settings or inputs need a new directory or ``--force``.
 """
 
 from __future__ import annotations

@@ -155,7 +155,9 @@ def run_icd(
         "rare_codes": rare,
         "train_counts": dict(sorted(counts.items())),
     }
-    fingerprint = sha256_hex(config)
+    # seeds and arms are left out: adding either to a finished experiment resumes it
+    identity = settings.model_dump(mode="json", exclude={"seeds", "arms"})
+    fingerprint = sha256_hex({**config, "settings": identity})
     config["fingerprint"] = fingerprint
     prepare(output, config, force)
 
