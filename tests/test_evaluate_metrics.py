@@ -69,9 +69,15 @@ def _longest_common_run(a: list[str], b: list[str]) -> int:
 def test_planted_copy_gives_its_length() -> None:
     reference = [("r1", "Alpha beta gamma delta epsilon zeta eta theta."), ("r2", "iota kappa")]
     finder = SharedNgrams(reference)
-    assert finder.longest("We saw BETA, gamma delta epsilon here today.") == 4
-    assert finder.longest("nothing in common") == 0
-    assert finder.longest("alpha beta gamma delta epsilon zeta eta theta") == 8
+    assert finder.longest(
+        [
+            "We saw BETA, gamma delta epsilon here today.",
+            "nothing in common",
+            "alpha beta gamma delta epsilon zeta eta theta",
+            "",
+            "theta iota kappa",  # across two reference texts: 2, not 3
+        ]
+    ) == [4, 0, 8, 0, 2]
     figures = passages(
         ["we saw beta gamma delta epsilon", "kappa only", "no overlap"], reference, threshold=4
     )
@@ -84,11 +90,12 @@ def test_longest_shared_ngram_matches_dynamic_programming() -> None:
     rng = random.Random(3)
     words = ["a", "b", "c", "d", "e", "f"]
     corpus = [(f"r{i}", " ".join(rng.choices(words, k=40))) for i in range(3)]
-    finder = SharedNgrams(corpus)
-    for _ in range(30):
-        note = " ".join(rng.choices(words, k=rng.randint(1, 30)))
-        expected = max(_longest_common_run(tokens(note), tokens(t)) for _, t in corpus)
-        assert finder.longest(note) == expected
+    notes = [" ".join(rng.choices(words, k=rng.randint(1, 30))) for _ in range(30)]
+    notes += [corpus[0][1][5:60], corpus[2][1]]  # planted passages, long ones
+    expected = [
+        max(_longest_common_run(tokens(note), tokens(t)) for _, t in corpus) for note in notes
+    ]
+    assert SharedNgrams(corpus).longest(notes) == expected  # all at once
 
 
 def test_near_duplicates_within_and_against_the_reference() -> None:
@@ -217,3 +224,46 @@ def test_mmd_equals_the_kernel_means_computed_directly() -> None:
     result = mmd(x, y, permutations=5)
     assert result["bandwidth"] == pytest.approx(sigma, abs=1e-6)
     assert result["mmd2"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_batch_minhash_equals_the_gate_note_by_note() -> None:
+    """Sketches, within-set and reference near-duplicates against the gate's sequential
+    ``NearDuplicateIndex`` (sketch, query, add one note at a time): the second method."""
+    from engine.evaluate.minhash import Sketcher, similar_earlier, similar_to
+    from engine.gate.neardup import NearDuplicateIndex
+    from engine.gate.text import TokenHasher
+
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(40)]
+    base = [" ".join(rng.choices(words, k=rng.randint(0, 25))) for _ in range(60)]
+    notes = (
+        base
+        + [
+            " ".join([*t.split()[:-1], "zz"])
+            for t in base[:20]  # one word changed: near copies
+        ]
+        + base[:5]
+        + ["w1", "w1 w2"]
+    )  # exact copies and texts shorter than a shingle
+    reference = base[30:45] + [" ".join(rng.choices(words, k=20)) for _ in range(10)]
+    hasher = TokenHasher()
+    sketcher = Sketcher(0.8)
+    rows = sketcher.sketches([hasher.hashes(tokens(t)) for t in notes])
+    gate = NearDuplicateIndex(0.8)
+    expected_within = []
+    for i, t in enumerate(notes):
+        sketch = gate.sketch(hasher.hashes(tokens(t)))
+        assert list(rows[i]) == list(sketch.hashvalues)
+        expected_within.append(gate.query(sketch) is not None)
+        gate.add(str(i), sketch)
+    ref_gate = NearDuplicateIndex(0.8)
+    for i, t in enumerate(reference):
+        ref_gate.add(str(i), ref_gate.sketch(hasher.hashes(tokens(t))))
+    expected_ref = [
+        ref_gate.query(ref_gate.sketch(hasher.hashes(tokens(t)))) is not None for t in notes
+    ]
+    assert list(similar_earlier(rows, sketcher)) == expected_within
+    assert sum(expected_within) >= 5  # the exact copies at least
+    ref_rows = sketcher.sketches([hasher.hashes(tokens(t)) for t in reference])
+    assert list(similar_to(rows, ref_rows, sketcher)) == expected_ref
+    assert sum(expected_ref) >= 15

@@ -66,6 +66,14 @@ class Shared:
     synthetic: list[F] = field(default_factory=list)
 
 
+def _recipe(n: EvalNote) -> str | None:
+    return n.recipe
+
+
+def _code(n: EvalNote) -> str | None:
+    return n.code
+
+
 def _groups(
     notes: Sequence[EvalNote], key: Callable[[EvalNote], str | None]
 ) -> dict[str, list[str]]:
@@ -133,14 +141,6 @@ def _embedded(inp: Inputs, s: Settings, shared: Shared, out: dict[str, Any]) -> 
         for code, x, y in _by_code(inp, syn, shared.reference)
         if (figures := dcr(x, y, seed=s.seed, quantile=s.dcr_quantile)) is not None
     }
-
-
-def _recipe(n: EvalNote) -> str | None:
-    return n.recipe
-
-
-def _code(n: EvalNote) -> str | None:
-    return n.code
 
 
 def _by_code(inp: Inputs, syn: F, ref: F) -> list[tuple[str, F, F]]:

@@ -13,55 +13,78 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from engine.evaluate.fidelity import F
-from engine.gate.privacy import NgramIndex
+from engine.evaluate.packed import Packed
 from engine.gate.text import U64, TokenHasher, tokens
 
 
 class SharedNgrams:
-    """Longest passage each note shares with a corpus (``n``-gram indexes built on demand)."""
+    """Longest passage each text shares with a corpus, for many texts at once.
+
+    For one ``n`` the texts' windows are hashed together (one ``ngram_hashes`` over the
+    packed hashes) and looked up in the corpus' sorted distinct ``n``-gram hashes; whether a
+    text shares an ``n``-gram is a difference of a cumulative count over its windows. The
+    search over ``n`` gallops (1, 2, 4, ...) then bisects, all texts with the same next
+    ``n`` in one step (sharing is monotone in ``n``, so the answer does not depend on the
+    path)."""
 
     def __init__(self, corpus: Sequence[tuple[str, str]]) -> None:
         self.hasher = TokenHasher()
-        self.corpus = list(corpus)
-        self._indexes: dict[int, NgramIndex] = {}
+        self.corpus = Packed([self.hasher.hashes(tokens(t)) for _, t in corpus])
+        self._index: dict[int, U64] = {}
 
-    def index(self, n: int) -> NgramIndex:
-        idx = self._indexes.get(n)
-        if idx is None:
-            idx = self._indexes[n] = NgramIndex(n, self.hasher)
-            idx.add(self.corpus)
-        return idx
+    def index(self, n: int) -> U64:
+        """The corpus' distinct ``n``-gram hashes, sorted."""
+        found = self._index.get(n)
+        if found is None:
+            grams, inside = self.corpus.windows(n)
+            found = self._index[n] = np.unique(grams[inside])
+        return found
 
-    def _shares(self, toks: list[str], hashes: U64, n: int) -> bool:
-        return self.index(n).find(toks, hashes) is not None
+    def _shares(self, hashes: list[U64], n: int) -> NDArray[np.bool_]:
+        packed = Packed(hashes)
+        grams, _ = packed.windows(n)
+        index = self.index(n)
+        if not len(grams) or not len(index):
+            return np.zeros(len(hashes), dtype=bool)
+        at = np.minimum(np.searchsorted(index, grams), len(index) - 1)
+        seen = np.concatenate([[0], np.cumsum(index[at] == grams)])
+        count = np.maximum(packed.lengths - n + 1, 0)
+        return np.asarray(seen[packed.starts + count] - seen[packed.starts] > 0)
 
-    def longest(self, text: str) -> int:
-        """Tokens in the longest passage of ``text`` that some corpus text also holds."""
-        toks = tokens(text)
-        hashes = self.hasher.hashes(toks)
-        if not toks or not self._shares(toks, hashes, 1):
-            return 0
-        lo, hi = 1, 2  # lo shares; find hi that does not
-        while hi <= len(toks) and self._shares(toks, hashes, hi):
-            lo, hi = hi, hi * 2
-        hi = min(hi, len(toks) + 1)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self._shares(toks, hashes, mid):
-                lo = mid
-            else:
-                hi = mid
-        return lo
+    def longest(self, texts: Sequence[str]) -> list[int]:
+        """Tokens in the longest passage of each text that some corpus text also holds."""
+        hashes = [self.hasher.hashes(tokens(t)) for t in texts]
+        lo = np.zeros(len(texts), dtype=np.int64)  # shared (0: nothing yet)
+        hi = np.zeros(len(texts), dtype=np.int64)  # not shared (0: unknown yet)
+        gallop = np.arange(len(texts))
+        n = 1
+        while len(gallop):
+            ok = self._shares([hashes[i] for i in gallop], n)
+            lo[gallop[ok]] = n
+            hi[gallop[~ok]] = n
+            gallop = gallop[ok]
+            n *= 2
+        while True:
+            todo = np.flatnonzero(hi - lo > 1)
+            if not len(todo):
+                break
+            mid = (lo[todo] + hi[todo]) // 2
+            for m in np.unique(mid):
+                group = todo[mid == m]
+                ok = self._shares([hashes[i] for i in group], int(m))
+                lo[group[ok]] = m
+                hi[group[~ok]] = m
+        return [int(v) for v in lo]
 
 
 def passages(
     texts: Sequence[str], corpus: Sequence[tuple[str, str]], threshold: int
 ) -> dict[str, Any]:
     """Longest shared n-gram per note against ``corpus``: max, mean, and the share >= threshold."""
-    finder = SharedNgrams(corpus)
-    lengths = [finder.longest(t) for t in texts]
+    lengths = SharedNgrams(corpus).longest(texts)
     over = [i for i, n in enumerate(lengths) if n >= threshold]
     return {
         "corpus": len(corpus),
@@ -90,16 +113,13 @@ def near_duplicates(
     num_perm: int = 128,
 ) -> dict[str, Any]:
     """MinHash near-duplicate rates: notes with an earlier note of the set at estimated
-    Jaccard >= threshold, and notes with such a reference note."""
-    from engine.gate.neardup import NearDuplicateIndex
+    Jaccard >= threshold, and notes with such a reference note (engine.evaluate.minhash)."""
+    from engine.evaluate.minhash import Sketcher, similar_earlier, similar_to
 
     hasher = TokenHasher()
-    within = NearDuplicateIndex(threshold, shingle=shingle, num_perm=num_perm)
-    sketches = [within.sketch(hasher.hashes(tokens(t))) for t in texts]
-    dups = 0
-    for i, sketch in enumerate(sketches):
-        dups += within.query(sketch) is not None
-        within.add(str(i), sketch)
+    sketcher = Sketcher(threshold, shingle=shingle, num_perm=num_perm)
+    rows = sketcher.sketches([hasher.hashes(tokens(t)) for t in texts])
+    dups = int(np.count_nonzero(similar_earlier(rows, sketcher)))
     out: dict[str, Any] = {
         "threshold": threshold,
         "shingle": shingle,
@@ -107,10 +127,8 @@ def near_duplicates(
         "within_rate": round(dups / len(texts), 4) if texts else 0.0,
     }
     if reference is not None:
-        ref = NearDuplicateIndex(threshold, shingle=shingle, num_perm=num_perm)
-        for i, t in enumerate(reference):
-            ref.add(str(i), ref.sketch(hasher.hashes(tokens(t))))
-        hits = sum(ref.query(s) is not None for s in sketches)
+        ref = sketcher.sketches([hasher.hashes(tokens(t)) for t in reference])
+        hits = int(np.count_nonzero(similar_to(rows, ref, sketcher)))
         out["reference_rate"] = round(hits / len(texts), 4) if texts else 0.0
     return out
 
