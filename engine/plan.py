@@ -28,6 +28,7 @@ from engine.recipes import (
     compiled_template,
     get_recipe,
     render_messages,
+    style_refs,
 )
 from engine.samplers.medsyn import CodeWeighting, ExampleSampler, SymptomSampler, code_probabilities
 from engine.samplers.mh import report_sections
@@ -121,6 +122,12 @@ class CompiledRecipe:
         )
         self.sections = report_sections(profile) if "sections" in parts else ()
         template = compiled_template(recipe.name)
+        style = style_refs(profile, recipe.note_type) if "style" in template.variables else ()
+        #: per window: whether its visits are at or after the diagnosis (medications)
+        self._diagnosed = np.array(
+            [w.diagnosed for w in self.trajectory.window_refs] if self.trajectory else [],
+            dtype=bool,
+        )
         #: every spec field, in order: the per-record ones are filled in by ``specs``
         self.fixed: dict[str, Any] = dict.fromkeys(GenerationSpec.model_fields) | {
             "recipe": recipe.name,
@@ -131,8 +138,9 @@ class CompiledRecipe:
             "disease": profile.disease,
             "scheme": self.trajectory.scheme if self.trajectory else None,
             "sections": self.sections,
+            "style": style,
             "template_id": template.name,
-            "template_hash": template.hash,
+            "template_hash": template.hash_with(style),
             "kg_hash": profile.content_hash,
         }
 
@@ -142,15 +150,16 @@ class CompiledRecipe:
         none: list[Any] = [None] * n
         empty: list[Any] = [()] * n
         drawn = self.persona.sample(run_seed, indices) if self.persona else None
-        windows, keywords, visits, visit_ages = none, empty, none, None
+        windows, keywords, visits, visit_ages, diagnosed = none, empty, none, None, None
         if self.trajectory is not None:
             traj = self.trajectory.sample(run_seed, indices, drawn)
             windows = [self.trajectory.window_refs[w] for w in traj.windows.tolist()]
             keywords = traj.keywords
             visits = np.round(traj.visit_months, 1).tolist()
             visit_ages = traj.visit_ages
+            diagnosed = self._diagnosed[traj.windows]
         personas = (
-            self.persona.personas(drawn, visit_ages)
+            self.persona.personas(drawn, visit_ages, diagnosed)
             if self.persona is not None and drawn is not None
             else none
         )

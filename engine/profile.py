@@ -139,6 +139,11 @@ class GuidelineInfo(_Frozen):
     kind: str
     order: int = 0
     category_id: str | None = None
+    min_words: int | None = None
+    max_words: int | None = None
+    sections: tuple[str, ...] = ()
+    voice: str | None = None
+    note_type: str | None = None
 
 
 class ExampleInfo(_Frozen):
@@ -152,6 +157,8 @@ class DrugInfo(_Frozen):
     name: str
     drug_class: str | None = None
     line: str = "first"
+    #: share of people diagnosed with the disease currently taking it (None: not drawn)
+    share: Num | None = None
 
 
 class CoreGroup(_Frozen):
@@ -210,6 +217,15 @@ class DiseaseProfile(Bounds):
 
     def report_sections(self) -> tuple[GuidelineInfo, ...]:
         return tuple(g for g in self.guidelines if g.kind == "report_section")
+
+    def style_guidelines(self, note_type: str | None) -> tuple[GuidelineInfo, ...]:
+        """The disease's own ``style`` guidelines for ``note_type`` (or for any note), by
+        ``order`` then id."""
+        return tuple(
+            g
+            for g in self.guidelines
+            if g.kind == "style" and g.category_id is None and g.note_type in (None, note_type)
+        )
 
 
 class Target(_Frozen):
@@ -323,7 +339,13 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
         for r in _run(store, "profile_examples", disease=disease)
     ]
     drugs = [
-        DrugInfo(id=r["drug_id"], name=r["drug"], drug_class=r["drug_class"], line=r["line"])
+        DrugInfo(
+            id=r["drug_id"],
+            name=r["drug"],
+            drug_class=r["drug_class"],
+            line=r["line"],
+            share=_float(r["share"]),
+        )
         for r in _run(store, "profile_drugs", disease=disease)
     ]
     fields: dict[str, Any] = {
@@ -377,6 +399,11 @@ def _guideline(r: Row) -> GuidelineInfo:
         kind=r["kind"],
         order=int(r["order"]),
         category_id=r["category_id"],
+        min_words=_int(r.get("min_words")),
+        max_words=_int(r.get("max_words")),
+        sections=tuple(r.get("sections") or ()),
+        voice=r.get("voice"),
+        note_type=r.get("note_type"),
     )
 
 

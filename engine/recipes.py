@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.errors import EngineError
 from engine.outputs import OUTPUTS
+from engine.profile import DiseaseProfile
+from engine.provenance import sha256_hex
 from engine.samplers.trajectory import WindowWeighting
-from engine.spec import GenerationSpec, Persona, RiskFactorRef
+from engine.spec import DrugRef, GenerationSpec, Persona, RiskFactorRef, StyleRef
 
 Component = Literal["persona", "trajectory", "symptoms", "example", "sections"]
 Messages = list[dict[str, str]]
@@ -69,6 +71,8 @@ class Recipe(BaseModel):
     generation: Generation
     #: a structured output from ``engine.outputs.OUTPUTS`` the answers must match
     output: str | None = None
+    #: the kind of note written: the style guidelines (``note_type``) that apply to it
+    note_type: str | None = None
 
     @field_validator("output")
     @classmethod
@@ -141,6 +145,14 @@ class CompiledTemplate:
         self._contexts = threading.local()
         self.system = self._block("system", {})
 
+    def hash_with(self, style: tuple[StyleRef, ...]) -> str:
+        """The hash of this template as rendered with ``style``: the file's hash alone
+        without style guidelines, else the sha256 of it and their canonical JSON, so an
+        edited guideline in the graph changes the template hash of every record."""
+        if not style:
+            return self.hash
+        return sha256_hex({"template": self.hash, "style": [s.model_dump() for s in style]})
+
     def _block(self, block: str, context: dict[str, Any]) -> str:
         try:
             # one jinja Context per thread and block, its variables swapped per record: a
@@ -180,6 +192,8 @@ Lines = tuple[tuple[str, str], ...]
 #: alive beside its lines); a persona itself is cheap to render from them.
 _attribute_cache: dict[tuple[int, bool], tuple[dict[str, str], Lines]] = {}
 _condition_cache: dict[int, tuple[tuple[RiskFactorRef, ...], tuple[str, ...]]] = {}
+_medication_cache: dict[int, tuple[tuple[DrugRef, ...], tuple[str, ...]]] = {}
+_style_cache: dict[int, tuple[tuple[StyleRef, ...], tuple[str, ...]]] = {}
 _CACHE_LIMIT = 100_000
 
 
@@ -219,6 +233,63 @@ def conditions(persona: Persona | None) -> tuple[str, ...]:
     return names
 
 
+def medications(persona: Persona | None) -> tuple[str, ...]:
+    """A persona's current medications, ``name (class)``; cached by the tuple's identity."""
+    if persona is None or not persona.medications:
+        return ()
+    drugs = persona.medications
+    hit = _medication_cache.get(id(drugs))
+    if hit is not None and hit[0] is drugs:
+        return hit[1]
+    if len(_medication_cache) >= _CACHE_LIMIT:
+        _medication_cache.clear()
+    names = tuple(f"{d.name} ({d.drug_class})" if d.drug_class else d.name for d in drugs)
+    _medication_cache[id(drugs)] = (drugs, names)
+    return names
+
+
+def style_refs(profile: DiseaseProfile, note_type: str | None) -> tuple[StyleRef, ...]:
+    """The profile's style guidelines for ``note_type`` as spec parts (by ``order``, id)."""
+    return tuple(
+        StyleRef(
+            id=g.id,
+            title=g.title,
+            text=g.text,
+            min_words=g.min_words,
+            max_words=g.max_words,
+            sections=g.sections,
+            voice=g.voice,
+        )
+        for g in profile.style_guidelines(note_type)
+    )
+
+
+def style_lines(style: tuple[StyleRef, ...]) -> tuple[str, ...]:
+    """The lines a template renders for the style guidelines (cached by the tuple's
+    identity: every record of a disease shares it)."""
+    if not style:
+        return ()
+    hit = _style_cache.get(id(style))
+    if hit is not None and hit[0] is style:
+        return hit[1]
+    if len(_style_cache) >= _CACHE_LIMIT:
+        _style_cache.clear()
+    lines: list[str] = []
+    for s in style:
+        lines += [f"Style guideline ({s.title}):", *s.text.strip().splitlines()]
+        if s.min_words and s.max_words:
+            lines.append(f"- Length: {s.min_words}-{s.max_words} words.")
+        elif s.min_words or s.max_words:
+            bound = "at least" if s.min_words else "at most"
+            lines.append(f"- Length: {bound} {s.min_words or s.max_words} words.")
+        if s.sections:
+            lines.append(f"- Sections, in this order: {', '.join(s.sections)}.")
+        if s.voice:
+            lines.append(f"- Register: {s.voice}.")
+    _style_cache[id(style)] = (style, tuple(lines))
+    return _style_cache[id(style)][1]
+
+
 @cache
 def _label(attr: str) -> str:
     return _LABELS.get(attr, attr.replace("_", " ").capitalize())
@@ -231,6 +302,8 @@ _VARIABLES: dict[str, Callable[[GenerationSpec], Any]] = {
     "icd_title": lambda spec: spec.icd_title,
     "demographics": lambda spec: demographics(spec.persona),
     "conditions": lambda spec: conditions(spec.persona),
+    "medications": lambda spec: medications(spec.persona),
+    "style": lambda spec: style_lines(spec.style),
     "window_phrase": lambda spec: spec.window.phrase if spec.window else None,
     "diagnosed": lambda spec: spec.window.diagnosed if spec.window else None,
     "keywords": lambda spec: [(k.text, k.category) for k in spec.keywords],
@@ -256,7 +329,7 @@ def render_messages(spec: GenerationSpec) -> Messages:
     (its hash no longer matches) or a template variable is missing.
     """
     template = compiled_template(spec.recipe)
-    if template.hash != spec.template_hash:
+    if template.hash_with(spec.style) != spec.template_hash:
         raise EngineError(
             f"record {spec.record_id} was planned with template {spec.template_id} "
             f"sha256 {spec.template_hash[:12]}, but the template is now {template.hash[:12]}; "

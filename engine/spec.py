@@ -23,6 +23,14 @@ class RiskFactorRef(_Frozen):
     kind: str
 
 
+class DrugRef(_Frozen):
+    """A current medication: a TREATED_WITH drug of the record's disease."""
+
+    id: str
+    name: str
+    drug_class: str | None = None
+
+
 class Persona(_Frozen):
     """Demographics (stratum attribute -> value) at diagnosis, ages and risk factors.
 
@@ -34,6 +42,8 @@ class Persona(_Frozen):
     age_at_diagnosis: int | None = None
     attributes: dict[str, str] = {}
     risk_factors: tuple[RiskFactorRef, ...] = ()
+    #: current medications for the disease (only at or after the diagnosis)
+    medications: tuple[DrugRef, ...] = ()
 
     def get(self, attribute: str) -> str | None:
         return self.attributes.get(attribute)
@@ -84,6 +94,18 @@ class Section(_Frozen):
     guidance: str
 
 
+class StyleRef(_Frozen):
+    """A style guideline (``Guideline`` of kind ``style``) rendered into the prompt."""
+
+    id: str
+    title: str
+    text: str
+    min_words: int | None = None
+    max_words: int | None = None
+    sections: tuple[str, ...] = ()
+    voice: str | None = None
+
+
 class ExampleRef(_Frozen):
     """An example note given as style context; outputs must never copy it."""
 
@@ -113,6 +135,7 @@ class GenerationSpec(_Frozen):
     keywords: tuple[Keyword, ...] = ()
     symptoms: tuple[SymptomRef, ...] = ()
     sections: tuple[Section, ...] = ()
+    style: tuple[StyleRef, ...] = ()
     examples: tuple[ExampleRef, ...] = ()
     template_id: str
     template_hash: str

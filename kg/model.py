@@ -188,7 +188,8 @@ class Drug(Entity):
 
 class Guideline(Entity):
     """A protocol text. A ``style`` guideline may also state the note's length in words
-    (``min_words``..``max_words``), its ``sections`` in order and its register (``voice``)."""
+    (``min_words``..``max_words``), its ``sections`` in order, its register (``voice``) and
+    the kind of note it is for (``note_type``)."""
 
     label: ClassVar[str] = "Guideline"
     title: str = Field(min_length=1)
@@ -199,6 +200,8 @@ class Guideline(Entity):
     max_words: int | None = Field(default=None, ge=1)
     sections: list[str] = Field(default_factory=list)
     voice: str | None = None
+    #: the kind of note a ``style`` guideline is for (a recipe's ``note_type``); None: any
+    note_type: str | None = Field(default=None, pattern=r"^[a-z_]+$")
 
     @model_validator(mode="after")
     def _check_length(self) -> Guideline:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.audit.graph import GraphView, audit_view
 from engine.errors import EngineError
 from engine.plan import Planner, PlanRequest
 from kg.batch import GraphBatch
@@ -249,3 +250,15 @@ def test_plans_stay_deterministic_per_seed(store: GraphStore) -> None:
     a = [s.model_dump_json() for s in Planner(store, request).iter_specs()]
     b = [s.model_dump_json() for s in Planner(store, request).iter_specs(batch_size=77)]
     assert a == b
+
+
+def test_kg_audit_notes_prevalence_figures_without_a_population() -> None:
+    def noted(batch: GraphBatch) -> list[str]:
+        report = audit_view(GraphView(batch))
+        return sorted(f.subject for f in report.findings if f.rule == "prevalence-population")
+
+    assert noted(engine_graph()) == sorted([AD, MDD, GAD])  # bare Disease.prevalence only
+    assert noted(population_graph()) == []  # each prevalence is an OCCURS_IN figure
+    counts = audit_view(GraphView(population_graph())).figures["numbers by status"]
+    # sized populations: adults 18+ (estimate), 65+, 75+ and the three 2020 bands (no status)
+    assert counts["(populations)"] == {"measured": 0, "estimate": 1, "no status": 5}

@@ -29,6 +29,13 @@ SYMPTOMS = "(symptom requirements)"
 NO_DISEASE = "(no disease)"
 #: Labels whose nodes are referred to by property (``source``), not by relationships.
 UNLINKED_LABELS = frozenset({"Source"})
+#: Curated numbers of the prevalence and medication model (issue 17), besides NUMBER_FIELDS.
+EXTRA_NUMBER_FIELDS: dict[str, tuple[str, ...]] = {
+    "OCCURS_IN": ("prevalence",),
+    "TREATED_WITH": ("share",),
+    "Population": ("size",),
+}
+POPULATIONS = "(populations)"
 
 
 def rel_name(rel: Relationship) -> str:
@@ -210,10 +217,11 @@ def _numbered(view: GraphView) -> list[tuple[str, str, Entity | Relationship]]:
         return view.numbered
     owner = {r.end: r.start for r in view.rels("HAS_WINDOW")}
     out: list[tuple[str, str, Entity | Relationship]] = []
-    for kind, fields in NUMBER_FIELDS.items():
+    for kind, fields in {**NUMBER_FIELDS, **EXTRA_NUMBER_FIELDS}.items():
         for node in view.nodes(kind):
             if any(getattr(node, f, None) is not None for f in fields):
-                disease = {"Disease": node.id, "Symptom": SYMPTOMS}.get(kind, owner.get(node.id))
+                owners = {"Disease": node.id, "Symptom": SYMPTOMS, "Population": POPULATIONS}
+                disease = owners.get(kind, owner.get(node.id))
                 out.append((disease or NO_DISEASE, node.id, node))
         for rel in view.rels(kind):
             if any(getattr(rel, f, None) is not None for f in fields):
@@ -258,6 +266,29 @@ def evidence_basis(view: GraphView) -> list[Finding]:
     ]
 
 
+def prevalence_populations(view: GraphView) -> list[Finding]:
+    """Notes every ``Disease.prevalence`` that is not a figure over a stated population (no
+    ``OCCURS_IN`` of the disease with that prevalence): ``--by-prevalence`` can mix it with
+    no other figure (docs/recipes.md#populations-and-prevalence)."""
+    out = []
+    for d in sorted(view.nodes("Disease"), key=lambda n: n.id):
+        value = getattr(d, "prevalence", None)
+        if value is None:
+            continue
+        figures = [float(getattr(r, "prevalence", -1.0)) for r in view.out(d.id, "OCCURS_IN")]
+        if not any(abs(f - value) < 1e-12 for f in figures):
+            out.append(
+                Finding(
+                    rule="prevalence-population",
+                    subject=d.id,
+                    message=f"prevalence {value:g} has no population: add an OCCURS_IN to the "
+                    "Population it counts, with its measure (point, past_year, lifetime)",
+                    severity="note",
+                )
+            )
+    return out
+
+
 def evidence_counts(view: GraphView) -> dict[str, dict[str, int]]:
     """Per disease: how many numbered rows are measured, estimate, or without status."""
     counts: dict[str, dict[str, int]] = {}
@@ -275,6 +306,7 @@ RULES: tuple[Rule, ...] = (
     gendered_forms,
     unsourced_numbers,
     evidence_basis,
+    prevalence_populations,
 )
 
 

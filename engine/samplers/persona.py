@@ -16,6 +16,12 @@ Risk factors: a Bernoulli draw with the rate of the most specific RISK stratum m
 persona; persona cells no cited stratum covers take the rate solved so that the population
 marginal equals the overall RISK figure (``kg.coherence.solved_rest_rate``); a factor with
 no overall figure is absent outside its cited strata.
+
+Medications: the disease's drugs with a ``share`` (TREATED_WITH), drawn from uniforms that
+follow the persona's in its stream (so the persona draws do not change). Drugs of one
+``drug_class`` are alternatives: one categorical draw per class, drug ``d`` with probability
+``share_d`` and none with ``1 - sum share``; classes are drawn independently. The draw is
+made for every record but kept only where the record's visit is at or after the diagnosis.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from engine.errors import EngineError
 from engine.profile import DiseaseProfile, RiskInfo
 from engine.samplers.rng import Stage, stage_uniforms
 from engine.samplers.tables import FloatArray, IntArray, cumulative, draw, normalised
-from engine.spec import Persona, RiskFactorRef, assemble
+from engine.spec import DrugRef, Persona, RiskFactorRef, assemble
 from kg.coherence import JOINT, age_range, intersect_bounds, persona_cells, solved_rest_rate
 
 __all__ = ["JOINT", "PersonaBatch", "PersonaSampler", "age_range"]
@@ -56,6 +62,8 @@ class PersonaBatch:
     exact_ages: FloatArray  # NaN where no age could be derived
     sex: IntArray  # FEMALE, MALE or UNKNOWN_SEX
     risks: np.ndarray  # (n, factors) bool
+    #: (n, drug classes): 0 none, else 1 + the drug's place in its class (None: not drawn)
+    medications: IntArray | None = None
 
     @property
     def ages(self) -> IntArray:
@@ -112,6 +120,9 @@ class PersonaSampler:
             for f in self.factors
         }
         self.n_uniforms = len(self.tables) + 1 + len(self.factors)
+        self.drug_classes = _drug_classes(profile)
+        #: one medications tuple per drawn combination (kept beside its key, as factors)
+        self._medications: dict[bytes, tuple[DrugRef, ...]] = {}
         #: one attributes dict per drawn row and one factor tuple per set of risk flags
         self._rows: dict[tuple[str, ...], dict[str, str]] = {}
         self._factors: dict[bytes, tuple[RiskFactorRef, ...]] = {}
@@ -208,7 +219,8 @@ class PersonaSampler:
 
     def sample(self, run_seed: int, indices: IntArray) -> PersonaBatch:
         n = len(indices)
-        u = stage_uniforms(run_seed, indices, Stage.PERSONA, self.n_uniforms)
+        classes = self.drug_classes
+        u = stage_uniforms(run_seed, indices, Stage.PERSONA, self.n_uniforms + len(classes))
         drawn: dict[str, IntArray] = {}
         for t, table in enumerate(self.tables):
             known = [i for i, a in enumerate(table.attributes) if a in drawn]
@@ -243,7 +255,10 @@ class PersonaSampler:
         for j, factor in enumerate(self.factors):
             p = self._risk_probability(self._risk_rules[factor], drawn, n)
             risks[:, j] = u[:, base + j] < p
-        return PersonaBatch(drawn, ages, sex, risks)
+        meds = np.zeros((n, len(classes)), dtype=np.int64)
+        for j, (_, cum) in enumerate(classes):
+            meds[:, j] = draw(cum, u[:, self.n_uniforms + j])
+        return PersonaBatch(drawn, ages, sex, risks, meds)
 
     def _risk_probability(
         self, rules: list[RiskInfo], drawn: dict[str, IntArray], n: int
@@ -270,10 +285,17 @@ class PersonaSampler:
             specificity[take] = level
         return p
 
-    def personas(self, batch: PersonaBatch, visit_ages: IntArray | None = None) -> list[Persona]:
+    def personas(
+        self,
+        batch: PersonaBatch,
+        visit_ages: IntArray | None = None,
+        diagnosed: np.ndarray | None = None,
+    ) -> list[Persona]:
         """The batch as ``Persona`` objects.
 
-        ``visit_ages`` are the ages at the visit (default: the ages at diagnosis). Personas
+        ``visit_ages`` are the ages at the visit (default: the ages at diagnosis);
+        ``diagnosed`` marks the records whose visit is at or after the diagnosis, the only
+        ones that carry their drawn medications (default: none). Personas
         with the same drawn row share one attributes dict, and those with the same risk flags
         one factor tuple (keyed by the flags as packed bytes, so any number of factors is
         exact): renderers cache their lines by those objects' identity.
@@ -293,6 +315,7 @@ class PersonaSampler:
         visit = dx if visit_ages is None else visit_ages
         refs = [self._factor_refs[f] for f in self.factors]
         rows, factors = self._rows, self._factors
+        medications = self._medication_tuples(batch, diagnosed)
         out = []
         for i, (row, age, age_dx, flag) in enumerate(
             zip(
@@ -323,7 +346,62 @@ class PersonaSampler:
                         "age_at_diagnosis": age_dx if age_dx >= 0 else None,
                         "attributes": attributes,
                         "risk_factors": risk,
+                        "medications": medications[i],
                     },
                 )
             )
         return out
+
+    def _medication_tuples(
+        self, batch: PersonaBatch, diagnosed: np.ndarray | None
+    ) -> list[tuple[DrugRef, ...]]:
+        """Each record's medications: its drawn drugs where ``diagnosed``, else none."""
+        n = len(batch.exact_ages)
+        if (
+            not self.drug_classes
+            or batch.medications is None
+            or diagnosed is None
+            or not diagnosed.any()
+        ):
+            return [()] * n
+        choice = np.where(diagnosed[:, None], batch.medications, 0)
+        keys = np.ascontiguousarray(choice.astype(np.uint8))
+        cache = self._medications
+        out = []
+        for raw in keys.view(np.dtype((np.void, keys.shape[1]))).ravel().tolist():
+            key = bytes(raw)
+            meds = cache.get(key)
+            if meds is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                picks = np.frombuffer(key, dtype=np.uint8)
+                meds = cache[key] = tuple(
+                    drugs[k - 1]
+                    for (drugs, _), k in zip(self.drug_classes, picks.tolist(), strict=True)
+                    if k
+                )
+            out.append(meds)
+        return out
+
+
+def _drug_classes(profile: DiseaseProfile) -> list[tuple[tuple[DrugRef, ...], FloatArray]]:
+    """The drugs with a share, by class (a drug without a class is its own class): the
+    class's drugs and the cumulative table of (none, drug 1, drug 2, ...)."""
+    groups: dict[str, list[tuple[DrugRef, float]]] = {}
+    for d in profile.drugs:
+        if d.share:
+            ref = DrugRef(id=d.id, name=d.name, drug_class=d.drug_class)
+            groups.setdefault(d.drug_class or d.id, []).append((ref, d.share))
+    out = []
+    for name, drugs in sorted(groups.items()):
+        total = sum(s for _, s in drugs)
+        if total > 1 + 1e-9:
+            raise EngineError(
+                f"{profile.disease}: the shares of the {name} drugs sum to {total:.4g} > 1; "
+                "drugs of one class are alternatives (docs/recipes.md#medications)"
+            )
+        probs = np.array([max(1.0 - total, 0.0), *(s for _, s in drugs)])
+        out.append((tuple(r for r, _ in drugs), cumulative(probs / probs.sum())))
+    if any(len(drugs) > 254 for drugs, _ in out):
+        raise EngineError(f"{profile.disease}: a drug class with more than 254 drugs")
+    return out
