@@ -92,6 +92,7 @@ def test_longest_shared_ngram_matches_dynamic_programming() -> None:
     corpus = [(f"r{i}", " ".join(rng.choices(words, k=40))) for i in range(3)]
     notes = [" ".join(rng.choices(words, k=rng.randint(1, 30))) for _ in range(30)]
     notes += [corpus[0][1][5:60], corpus[2][1]]  # planted passages, long ones
+    notes += ["a b", "c d", "e f", "b"]  # short texts last: past the end of the windows
     expected = [
         max(_longest_common_run(tokens(note), tokens(t)) for _, t in corpus) for note in notes
     ]

@@ -1,8 +1,9 @@
 """Lexical diversity: distinct-n, MATTR and self-BLEU (docs/evaluation.md has the formulas).
 
 Tokens are the privacy gate's (``engine.gate.text.tokens``: lower-cased word runs), so every
-axis counts words the same way. Self-BLEU is quadratic and grows with the set, so it is taken
-on a fixed-size sample drawn with a fixed seed, and the size is reported with it.
+axis counts words the same way; distinct n-grams are counted by their 64-bit hashes.
+Self-BLEU is quadratic and grows with the set, so it is taken on a fixed-size sample drawn
+with a fixed seed, and the size is reported with it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from engine.gate.text import tokens
+import numpy as np
+
+from engine.evaluate.packed import Packed
+from engine.gate.text import TokenHasher, tokens
 
 #: tokens per MATTR window
 MATTR_WINDOW = 50
@@ -21,8 +25,15 @@ SELF_BLEU_SAMPLE = 100
 
 def distinct_n(docs: Sequence[Sequence[str]], n: int) -> float:
     """Distinct n-grams over all n-grams of the set (0 when the set has none)."""
-    grams = [tuple(toks[i : i + n]) for toks in docs for i in range(len(toks) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    hasher = TokenHasher()
+    return _distinct(Packed([hasher.hashes(list(d)) for d in docs]), n)
+
+
+def _distinct(packed: Packed, n: int) -> float:
+    """distinct-n from 64-bit n-gram hashes of every note, packed (one numpy pass)."""
+    grams, inside = packed.windows(n)
+    total = int(np.count_nonzero(inside))
+    return len(np.unique(grams[inside])) / total if total else 0.0
 
 
 def mattr(toks: Sequence[str], window: int = MATTR_WINDOW) -> float:
@@ -96,12 +107,14 @@ def diversity(
     """The diversity figures of one set of notes."""
     docs = [tokens(t) for t in texts]
     per_note = [mattr(d) for d in docs]
+    hasher = TokenHasher()
+    packed = Packed([hasher.hashes(d) for d in docs])
     return {
         "notes": len(texts),
         "tokens": sum(map(len, docs)),
-        "distinct_1": round(distinct_n(docs, 1), 4),
-        "distinct_2": round(distinct_n(docs, 2), 4),
-        "distinct_3": round(distinct_n(docs, 3), 4),
+        "distinct_1": round(_distinct(packed, 1), 4),
+        "distinct_2": round(_distinct(packed, 2), 4),
+        "distinct_3": round(_distinct(packed, 3), 4),
         "mattr": round(sum(per_note) / len(per_note), 4) if per_note else 0.0,
         "mattr_window": MATTR_WINDOW,
         "self_bleu": self_bleu(texts, sample, seed),

@@ -51,8 +51,10 @@ class SharedNgrams:
             return np.zeros(len(hashes), dtype=bool)
         at = np.minimum(np.searchsorted(index, grams), len(index) - 1)
         seen = np.concatenate([[0], np.cumsum(index[at] == grams)])
-        count = np.maximum(packed.lengths - n + 1, 0)
-        return np.asarray(seen[packed.starts + count] - seen[packed.starts] > 0)
+        count = np.maximum(packed.lengths - n + 1, 0)  # a text's windows (0: too short)
+        last = len(seen) - 1
+        lo = np.minimum(packed.starts, last)
+        return np.asarray((count > 0) & (seen[np.minimum(lo + count, last)] - seen[lo] > 0))
 
     def longest(self, texts: Sequence[str]) -> list[int]:
         """Tokens in the longest passage of each text that some corpus text also holds."""
