@@ -159,8 +159,9 @@ def test_cli_refuses_thin_and_records_the_path(tmp_path: Path) -> None:
         ok.stderr
     )
     assert (
-        "also found: Psoriasis B (KGS:disease/cov-pso-b) at L40.9; pass --disease ID" in ok.stderr
-    )
+        "also found: Psoriasis B (KGS:disease/cov-pso-b) at L40.9; Imported psoriasis "
+        "(KGS:disease/cov-imported) at L40.9; pass --disease ID to plan for one of those"
+    ) in ok.stderr
     specs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [s["resolution"]["how"] for s in specs] == ["exact"] * 2 + ["descendant"] * 2
     lowered = kgsynth(*plan, "--icd", "E10", "--min-weighted-symptoms", "2", env=env, cwd=tmp_path)
