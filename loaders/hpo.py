@@ -329,6 +329,11 @@ class HpoStats:
             f"({self.weighted} weighted), {self.coded_as} CODED_AS; {len(self.unmapped)} "
             f"diseases unmapped to ICD-10-CM"
             + (f" (e.g. {', '.join(self.unmapped[:3])})" if self.unmapped else "")
+            + (
+                f"; {len(self.no_phenotypes)} mapped diseases without a positive phenotype"
+                if self.no_phenotypes
+                else ""
+            )
             + (f"; skipped {skipped}" if skipped else "")
         )
 
