@@ -5,6 +5,7 @@ mean ± sd from the per-run files (hit@1 equals the accuracy of each confusion m
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 from pathlib import Path
@@ -18,11 +19,13 @@ from engine.cli.experiment import register
 from engine.errors import EngineError
 from engine.experiment.icd import Level, code_at, upsample
 from engine.finetune.data import Example
+from tests.cli import kgsynth
 
 pytestmark = pytest.mark.timeout(900)
 torch.set_num_threads(1)
 root = typer.Typer()
 register(root)
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 VOCAB = {
     "G30.9": ["forgetful", "confused", "misplaced", "repeating", "lost", "names"],
@@ -56,16 +59,14 @@ def test_icd_experiment_upsamples_rare_codes_and_tables_hits(tmp_path: Path) -> 
     real_path.write_text("".join(json.dumps(r) + "\n" for r in real))
     syn_path.write_text("".join(json.dumps(r) + "\n" for r in synthetic))
     out = tmp_path / "icd"
-    done = CliRunner().invoke(
-        root,
-        [
-            "experiment", "icd", "--real", str(real_path), "--synthetic", str(syn_path),
-            "-o", str(out), "--text-field", "note", "--code-field", "code", "--seeds", "0,1",
-            "--epochs", "1", "--learning-rate", "3e-3", "--batch-size", "8",
-            "--max-length", "16", "--no-progress",
-        ],
+    done = kgsynth(
+        "experiment", "icd", "--real", str(real_path), "--synthetic", str(syn_path),
+        "-o", str(out), "--text-field", "note", "--code-field", "code", "--seeds", "0,1",
+        "--epochs", "1", "--learning-rate", "3e-3", "--batch-size", "8",
+        "--max-length", "16", "--no-progress", env=ONE_THREAD,
     )  # fmt: skip
-    assert done.exit_code == 0, done.output
+    assert done.returncode == 0, done.stderr
+    assert "| real+synthetic | 2 |" in done.stdout  # the printed table
 
     # categories: G30 8, I10 8, E11 2, F32 1 training notes -> median 5: E11, F32 are rare
     config = json.loads((out / "config.json").read_text())
@@ -114,9 +115,9 @@ def test_code_levels_and_upsampling_by_hand() -> None:
     assert sorted(e.text for e in out[5:]) == ["s0", "s1"]
 
 
-def test_icd_needs_synthetic_for_its_arms(tmp_path: Path) -> None:
+def test_icd_input_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     real = tmp_path / "real.jsonl"
-    real.write_text(json.dumps({"text": "a", "icd_code": "I10"}) + "\n")
+    real.write_text(json.dumps({"text": "a", "icd_code": "I10"}) + "\n" + '{"text": 3}\n')
     done = CliRunner().invoke(
         root, ["experiment", "icd", "--real", str(real), "-o", str(tmp_path / "r"),
                "--arms", "real,synthetic"],
@@ -128,3 +129,11 @@ def test_icd_needs_synthetic_for_its_arms(tmp_path: Path) -> None:
                "--level", "chapter"],
     )  # fmt: skip
     assert str(done.exception) == "--level 'chapter': choose category or full"
+    # through the real console script: one line on stderr, exit 2, nothing written
+    done = kgsynth("experiment", "icd", "--real", str(real), "-o", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: {real}:2: field 'text' is not text; expected the text as a string "
+        "(choose the field with --real-text-field)"
+    )
+    assert not (tmp_path / "r").exists()

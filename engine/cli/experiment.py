@@ -71,20 +71,9 @@ def _config(**values: Any) -> ClassifierConfig:
         raise EngineError(f"--{validation_detail(err).replace('_', '-')}") from None
 
 
-def _print(table: list[dict[str, Any]], output: Path) -> None:
-    from rich.table import Table
-
-    keys = [k.removesuffix("_mean") for k in table[0] if k.endswith("_mean")]
-    view = Table(title=str(output / "table.md"))
-    for name in ["arm", "seeds", *keys]:
-        view.add_column(name)
-    for row in table:
-        cells = [
-            "n/a" if row[f"{k}_mean"] is None else f"{row[f'{k}_mean']:.4f} ± {row[f'{k}_sd']:.4f}"
-            for k in keys
-        ]
-        view.add_row(row["arm"], str(row["seeds"]), *cells)
-    _out.print(view)
+def _print(output: Path) -> None:
+    """The markdown table on stdout (never cut to the terminal's width)."""
+    _out.print((output / "table.md").read_text(encoding="utf-8").rstrip())
     _err.print(f"wrote {output}/table.csv, table.json, table.md, plot.html, runs/")
 
 
@@ -150,8 +139,8 @@ def ablation(
     )
     show = sys.stderr.isatty() if progress is None else progress
     with progress_bar(_err, show, "ablation") as on_step:
-        table = run_ablation(gold, synthetic, baseline, output, settings, force, on_step, device)
-    _print(table, output)
+        run_ablation(gold, synthetic, baseline, output, settings, force, on_step, device)
+    _print(output)
 
 
 @app.command("icd")
@@ -221,8 +210,8 @@ def icd(
     )
     show = sys.stderr.isatty() if progress is None else progress
     with progress_bar(_err, show, "icd") as on_step:
-        table = run_icd(real, synthetic, output, settings, force, on_step, device)
-    _print(table, output)
+        run_icd(real, synthetic, output, settings, force, on_step, device)
+    _print(output)
 
 
 def register(root: typer.Typer) -> None:
