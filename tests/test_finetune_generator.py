@@ -306,6 +306,34 @@ def test_packed_rows_attend_within_their_example_only(base_model: Path) -> None:
     assert not torch.allclose(naive[5:], alone_b, atol=1e-3)  # plain concatenation leaks
 
 
+def test_first_step_loss_is_the_note_token_mean_however_batched(
+    engine_files: Path, base_model: Path, tmp_path: Path
+) -> None:
+    """LoRA starts as the identity (B = 0), so step 1's loss is the base model's mean
+    cross-entropy over every note token, computed here example by example, unpacked."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    data = read_pairs(engine_files / "notes.jsonl")
+    tok = AutoTokenizer.from_pretrained(base_model)
+    model = AutoModelForCausalLM.from_pretrained(base_model).eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for pair in data.pairs:
+            ex = tokenize_pair(tok, pair, 1024)
+            assert ex is not None
+            logits = model(input_ids=torch.tensor([ex.input_ids])).logits[0, :-1]
+            target = torch.tensor(ex.labels[1:])
+            keep = target != IGNORE
+            ce = torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum")
+            total, count = total + float(ce), count + int(keep.sum())
+    expected = total / count
+    for i, micro in enumerate((1, 4)):
+        config = small_config(base_model, batch_size=8, micro_batch_size=micro, max_steps=1)
+        metrics = train_generator(config, data, tmp_path / f"run{i}")
+        assert metrics.loss_tokens == count and metrics.sequences < 8
+        assert metrics.initial_loss == pytest.approx(expected, rel=1e-4)
+
+
 def test_lora_sft_lowers_the_loss_and_saves_everything(
     engine_files: Path, base_model: Path, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -176,7 +177,9 @@ def lora_model(model: Any, config: SftConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     try:
-        return get_peft_model(model, lora)
+        with warnings.catch_warnings():  # peft 0.21 reads a deprecated transformers property
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(model, lora)
     except ValueError as err:
         raise EngineError(f"--target-modules {config.target_modules}: {err}") from None
 
@@ -199,7 +202,8 @@ def fit(
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    per_epoch = math.ceil(len(sequences) / config.batch_size)
+    rows = min(config.batch_size, len(sequences))  # never one sequence twice in a step
+    per_epoch = math.ceil(len(sequences) / rows)
     total = config.max_steps or max(1, math.ceil(per_epoch * config.epochs))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -224,10 +228,10 @@ def fit(
     model.train()
     started = time.perf_counter()
     for step in range(total):
-        if len(order) < config.batch_size:  # the next epoch's shuffled sequences
-            order += torch.randperm(len(sequences), generator=gen).tolist()
-        batch = [sequences[i] for i in order[: config.batch_size]]
-        del order[: config.batch_size]
+        if not order:  # the next epoch's shuffled sequences (its last step may be smaller)
+            order = torch.randperm(len(sequences), generator=gen).tolist()
+        batch = [sequences[i] for i in order[:rows]]
+        del order[:rows]
         n_loss = torch.tensor(sum(sum(x != IGNORE for x in r.labels[1:]) for r in batch))
         step_loss = torch.zeros((), device=device)
         for lo in range(0, len(batch), config.micro_batch_size):
