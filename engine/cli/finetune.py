@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.cli.finetune_generator import generator
 from engine.finetune.data import NEGATIVE, Task
 from kg.cli import make_console
 
@@ -141,6 +142,7 @@ def classifier(
     _err.print(f"wrote {output}")
 
 
+app.command("generator")(generator)
 
 
 def register(root: typer.Typer) -> None:
