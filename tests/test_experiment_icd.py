@@ -130,9 +130,9 @@ def test_icd_input_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     )  # fmt: skip
     assert str(done.exception) == "--level 'chapter': choose category or full"
     # through the real console script: one line on stderr, exit 2, nothing written
-    done = kgsynth("experiment", "icd", "--real", str(real), "-o", str(tmp_path / "r"))
-    assert done.returncode == 2
-    assert done.stderr.strip() == (
+    proc = kgsynth("experiment", "icd", "--real", str(real), "-o", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
         f"error: {real}:2: field 'text' is not text; expected the text as a string "
         "(choose the field with --real-text-field)"
     )
