@@ -177,7 +177,7 @@ def main() -> None:
         "--bleu-sample", type=int, default=100, help="self-BLEU sample (as evaluate)"
     )
     parser.add_argument(
-        "--naive-bleu", type=int, default=200, help="sentences in the naive self-BLEU"
+        "--naive-bleu", type=int, default=100, help="sentences in the naive self-BLEU"
     )
     parser.add_argument(
         "--naive-overlap", type=int, default=4, help="synthetic sentences, naive overlap"

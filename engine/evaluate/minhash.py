@@ -106,12 +106,25 @@ def _runs(key: U64) -> Iterator[NDArray[np.int64]]:
         yield order[start : start + size]
 
 
+def _fold(rows: U32) -> tuple[U32, NDArray[np.int64], NDArray[np.int64]]:
+    """Distinct rows, the first index of each, and each row's distinct row: grouped by a
+    64-bit key of the whole row, checked equal (``np.unique(axis=0)`` when keys collide)."""
+    key = np.zeros(len(rows), dtype=np.uint64)
+    for col in range(rows.shape[1]):
+        key = key * _P + rows[:, col].astype(np.uint64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not np.array_equal(rows, rows[first][inverse]):
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    return rows[first], first, inverse
+
+
 def similar_earlier(rows: U32, sketcher: Sketcher) -> NDArray[np.bool_]:
     """Per row: does an earlier row share a band and reach the threshold?"""
     if not len(rows):
         return np.zeros(0, dtype=bool)
-    unique, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    unique, first, inverse = _fold(rows)
     dup = np.arange(len(rows)) != first[inverse]  # a later copy of an identical sketch
     pairs = []
     for key in sketcher.band_keys(unique):
@@ -131,7 +144,7 @@ def similar_to(rows: U32, reference: U32, sketcher: Sketcher) -> NDArray[np.bool
     hit = np.zeros(len(rows), dtype=bool)
     if not len(rows) or not len(reference):
         return hit
-    ref = np.unique(reference, axis=0)
+    ref = _fold(reference)[0]
     for key, ref_key in zip(sketcher.band_keys(rows), sketcher.band_keys(ref), strict=True):
         order = np.argsort(ref_key, kind="stable")
         sorted_key = ref_key[order]
