@@ -223,3 +223,30 @@ def test_hash_split_is_stratified_and_order_free() -> None:
         "validation": Counter(a=4, b=2),
         "test": Counter(a=4, b=2),
     }
+
+
+def test_dataset_directory_keeps_splits_records_and_label_names(tmp_path: Path) -> None:
+    """The layout ``kgsynth dataset build`` writes: ``dataset.json`` + ``jsonl/SPLIT.jsonl``."""
+    data = tmp_path / "ds"
+    (data / "jsonl").mkdir(parents=True)
+    (data / "dataset.json").write_text("{}")
+    lines = {
+        "train": [("r1", "She forgets names.", 2, "memory"), ("r1", "She walks.", 0, "no symptom")],
+        "test": [("r2", "Lost keys again.", 2, "memory")],
+    }
+    for name, items in lines.items():
+        (data / "jsonl" / f"{name}.jsonl").write_text(
+            "".join(
+                json.dumps({"record_id": r, "text": t, "label": i, "label_name": n}) + "\n"
+                for r, t, i, n in items
+            )
+        )
+    got = read_labelled(data, Fields(task=Task.binary))
+    assert [(e.text, e.label, e.split, e.group) for e in got.examples] == [
+        ("She forgets names.", "symptom", "train", "r1"),
+        ("She walks.", "no symptom", "train", "r1"),
+        ("Lost keys again.", "symptom", "test", "r2"),
+    ]
+    assert {k: len(v) for k, v in split(got).items()} == {"train": 2, "validation": 0, "test": 1}
+    with pytest.raises(EngineError, match="not a kgsynth dataset"):
+        read_labelled(tmp_path)
