@@ -8,9 +8,9 @@ A code resolves in three steps, the first that finds a coded disease wins:
    the nearest coded descendants (``E11`` -> ``E11.9``; distance = levels down).
 
 When several diseases are found at the winning step and distance, the choice is fixed:
-primary codings first, then the richest profile (most frequency-weighted symptoms: a
-curated profile over a bare imported one), then the lowest coded code (ICD order), then
-the lowest disease id; the others are reported as alternatives, so a user can request
+primary codings first, then curated diseases (``KGS:``) before imported ones, then the
+richest profile (most frequency-weighted symptoms), then the lowest coded code (ICD
+order), then the lowest disease id; the others are reported as alternatives, so a user can request
 their code instead.
 ``engine.profile.Catalogue.icd`` and ``kg.coverage`` both resolve through :func:`pick`.
 """
@@ -23,6 +23,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 How = Literal["exact", "ancestor", "descendant"]
+#: the id prefix of diseases curated in kgsynth's own modules (kg/seed/README.md)
+CURATED_PREFIX = "KGS:"
 #: the most PARENT_OF levels a resolution walks (chapter -> block -> ... -> 7th character)
 MAX_LEVELS = 6
 
@@ -63,12 +65,20 @@ class CodeResolution(BaseModel):
 def pick(candidates: Iterable[Candidate]) -> tuple[Candidate, list[Candidate]]:
     """The chosen candidate and one alternative per other disease, at the nearest distance.
 
-    Ranked by: nearest first, primary codings first, most weighted symptoms, lowest coded
-    code, lowest disease id.
+    Ranked by: nearest first, primary codings first, curated diseases (``KGS:`` ids) before
+    imported ones (Disease Ontology, HPO), most weighted symptoms, lowest coded code, lowest
+    disease id.
     """
     ranked = sorted(
         candidates,
-        key=lambda c: (c.distance, not c.primary, -c.weighted, c.coded_as, c.disease_id),
+        key=lambda c: (
+            c.distance,
+            not c.primary,
+            not c.disease_id.startswith(CURATED_PREFIX),
+            -c.weighted,
+            c.coded_as,
+            c.disease_id,
+        ),
     )
     if not ranked:
         raise ValueError("no candidates to pick from")

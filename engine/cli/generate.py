@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -77,6 +78,11 @@ from kg.cli import make_console, store_from_context
 _err = make_console(stderr=True)  # no markup or emoji: messages carry paths and reasons
 
 
+class Executor(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 def _source(
     ctx: typer.Context,
     specs: Path | None,
@@ -91,15 +97,15 @@ def _source(
     allow_thin: bool = False,
     min_weighted_symptoms: int | None = None,
     population: str | None = None,
-) -> tuple[JobSource, list[DiseaseProfile]]:
-    """The jobs, and the profiles they were planned from (none for a specs file)."""
+) -> tuple[JobSource, list[DiseaseProfile], Planner | None]:
+    """The jobs, the profiles they were planned from and the planner (none for a specs file)."""
     if specs is not None:
         if recipe or icd or disease or by_prevalence:
             raise EngineError(
                 "--specs replaces planning: drop --recipe/--icd/--disease/"
                 "--by-prevalence, or drop --specs"
             )
-        return from_specs_file(specs), []
+        return from_specs_file(specs), [], None
     if not recipe or n is None:
         raise EngineError(
             "say what to generate: --recipe R (--icd CODE | --disease NAME | "
@@ -121,7 +127,7 @@ def _source(
     )
     with store_from_context(ctx) as store:
         planner = Planner(store, request)
-    return from_planner(planner), planner.profiles
+    return from_planner(planner), planner.profiles, planner
 
 
 def _checks(value: str) -> tuple[Check, ...]:
@@ -149,10 +155,62 @@ def _gate(
     profiles: list[DiseaseProfile],
 ) -> Gate | None:
     """The gate asked for: the graph's example notes and diagnosis terms, the corpus."""
-    config = GateConfig(
+    return gate_for(
+        _gate_config(checks, ngram, near_duplicate, regenerate),
+        profiles,
+        reference,
+        reference_field,
+    )
+
+
+def _gate_config(checks: str, ngram: int, near_duplicate: float, regenerate: int) -> GateConfig:
+    return GateConfig(
         checks=_checks(checks), ngram=ngram, near_duplicate=near_duplicate, regenerate=regenerate
     )
-    return gate_for(config, profiles, reference, reference_field)
+
+
+def _on_ray(
+    planner: Planner | None,
+    settings: BackendSettings,
+    target: Path,
+    params: SamplingParams,
+    config: RunConfig,
+    gate: GateConfig,
+    reference: Path | None,
+    workers: int,
+    address: str | None,
+    cache: bool,
+) -> None:
+    """``--executor ray``: shard the planned run over Ray workers, then merge into -o."""
+    from engine.runner.ray_executor import run_on_ray
+
+    if planner is None or settings.kind not in ("openai", "template"):
+        raise EngineError(
+            "--executor ray shards a planned run (--recipe ... -n N, not --specs) against an "
+            "endpoint (--base-url/--model) or the template backend"
+        )
+    if reference is not None:
+        raise EngineError("--executor ray: --reference is not shipped to workers yet; drop it")
+    run = run_on_ray(
+        planner,
+        settings,
+        target,
+        params,
+        config,
+        gate if gate.checks else None,
+        workers=workers,
+        address=address,
+        cache=cache,
+    )
+    ok = sum(s.ok for s in run.shards)
+    failed = sum(s.failed for s in run.shards)
+    states = ", ".join(f"{v} {k}" for k, v in sorted(run.records.items()))
+    _err.print(
+        f"ray: {len(run.shards)} shard(s) wrote {ok} ok, {failed} failed; merged "
+        f"{run.appended} line(s) into {target} ({states})"
+    )
+    if run.records.get("failed"):
+        raise typer.Exit(EXIT_FAILED_RECORDS)
 
 
 def _write_batch_file(
@@ -302,6 +360,17 @@ def generate(
     regenerate: Annotated[
         int, typer.Option(min=0, help="New answers asked for after a rejection, per record.")
     ] = 3,
+    executor: Annotated[
+        Executor,
+        typer.Option(help="local: this process; ray: shards over Ray workers (docs/scaling.md)."),
+    ] = Executor.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (default: a local Ray with --ray-workers CPUs)."),
+    ] = None,
+    ray_workers: Annotated[
+        int, typer.Option(min=1, help="Shards (and local Ray CPUs) for --executor ray.")
+    ] = 2,
     force_new: Annotated[
         bool,
         typer.Option(
@@ -325,7 +394,7 @@ def generate(
             )
         if force_new and (aside := set_aside(target)) is not None:
             _err.print(f"moved the previous output aside to {aside}")
-        source, profiles = _source(
+        source, profiles, planner = _source(
             ctx,
             specs,
             recipe,
@@ -365,6 +434,21 @@ def generate(
             gate, reference, reference_field, ngram, near_duplicate, regenerate, profiles
         )
         setup_logging()
+        if executor == Executor.ray:
+            gate_config = _gate_config(gate, ngram, near_duplicate, regenerate)
+            _on_ray(
+                planner,
+                settings,
+                target,
+                params,
+                config,
+                gate_config,
+                reference,
+                ray_workers,
+                ray_address,
+                not no_cache,
+            )
+            return
         summary = asyncio.run(
             _run(settings, source, target, params, config, cache, no_cache, prices, checker)
         )
