@@ -158,6 +158,11 @@ def test_unknown_code_or_recipe_is_400_naming_it(service: Service) -> None:
     answer = service.post("/v1/generations", {"icd": "G30.9", "n": 2, "recipe": "nope"})
     assert answer.status_code == 400
     assert "nope" in answer.json()["detail"]
+    thin = service.post("/v1/generations", {"icd": "J11.1", "n": 2, "recipe": "medsyn"})
+    assert thin.status_code == 400  # the fixture's influenza has 3 symptoms and no persona
+    assert "J11.1" in thin.json()["detail"] and "allow-thin" in thin.json()["detail"]
+    body = {"icd": "J11.1", "n": 2, "recipe": "medsyn", "allow_thin": True}
+    assert service.post("/v1/generations", body).status_code == 202
     for bad in ("0" * 32, "..%2F..%2Fetc"):
         assert service.get(f"/v1/generations/{bad}").status_code == 404
 

@@ -30,6 +30,7 @@ from engine.runner.output import OutputLog, default_cache_path
 from engine.runner.run import RunConfig, Runner, RunSummary
 from engine.runner.sources import from_planner
 from engine.runner.state import now_iso
+from engine.thin import ThinPolicy
 from kg.errors import KgError
 from kg.store.base import GraphStore
 
@@ -49,6 +50,9 @@ class GenerationRequest(BaseModel):
     n: int = Field(ge=1, description="records to generate (the server caps it)")
     recipe: str = Field(default="dualalign", min_length=1, max_length=64)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    allow_thin: bool = Field(
+        default=False, description="plan a thin profile anyway (docs/curation.md#coverage)"
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> GenerationRequest:
@@ -64,6 +68,7 @@ class GenerationRequest(BaseModel):
                 disease=(self.disease,) if self.disease is not None else (),
                 n=self.n,
                 seed=self.seed,
+                thin=ThinPolicy(allow=self.allow_thin),
             )
         except ValidationError as err:
             raise EngineError(validation_detail(err)) from None
