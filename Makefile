@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= transformers,evaluate,service,docs,dev
+EXTRAS ?= transformers,evaluate,service,ray,docs,dev
 
 .PHONY: install demo test lint bench neo4j-start neo4j-stop clean
 
