@@ -66,6 +66,9 @@ FREQUENCY_TERMS = {
     "HP:0040284": ("very_rare", "Very rare (1-4%)"),
 }
 EXCLUDED = "HP:0040285"
+#: n/m and p% weights are rounded to this many decimals (stores keep 15 significant digits
+#: at most, so a longer float would read back different and be rewritten on every seed)
+DECIMALS = 4
 ASPECTS = frozenset("PICMH")
 BRIDGE_FILE = "hpo-icd10cm-bridge.tsv"
 _HP = re.compile(r"^HP:\d{7}$")
@@ -137,12 +140,14 @@ def parse_frequency(text: str) -> Frequency:
         n, d = int(m.group(1)), int(m.group(2))
         if d == 0 or n > d:
             raise HpoaError(f"fraction {text!r} is not n/m with 0 <= n <= m and m > 0")
-        return Frequency("fraction", n / d, frequency_class_of(n / d), n, d)
+        w = round(n / d, DECIMALS)
+        return Frequency("fraction", w, frequency_class_of(w), n, d)
     if m := _PERCENT.match(text):
         p = float(m.group(1))
         if p > 100:
             raise HpoaError(f"percentage {text!r} is above 100%")
-        return Frequency("percent", p / 100, frequency_class_of(p / 100))
+        w = round(p / 100, DECIMALS)
+        return Frequency("percent", w, frequency_class_of(w))
     raise HpoaError(
         f"{text!r} is not an HPO frequency term (HP:0040280-HP:0040285), n/m or a percentage"
     )
@@ -428,10 +433,11 @@ def _merge(rows: list[Annotation]) -> tuple[Annotation, dict[str, Any]]:
     fracs = [r for r in rows if r.frequency.kind == "fraction"]
     if len(fracs) >= 2:
         n, m = sum(r.frequency.n for r in fracs), sum(r.frequency.m for r in fracs)
+        w = round(n / m, DECIMALS)
         parts = ", ".join(f"{r.frequency.n}/{r.frequency.m} ({r.references[0]})" for r in fracs)
         return fracs[0], {
-            "weight": n / m,
-            "frequency_class": frequency_class_of(n / m),
+            "weight": w,
+            "frequency_class": frequency_class_of(w),
             "status": "estimate",
             "remarks": f"pooled from {len(fracs)} HPOA rows: {parts} = {n}/{m}",
         }

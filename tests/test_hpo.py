@@ -53,7 +53,8 @@ def test_frequencies_are_mapped_as_documented() -> None:
         ("ORPHA:200002", "HP:0001635"): (0.17, "occasional", "estimate", "KGS:source/orpha-200002"),
         ("ORPHA:200002", "HP:0001640"): (0.025, "very_rare", "estimate", "KGS:source/orpha-200002"),
         ("ORPHA:200002", "HP:0001250"): (0.545, "frequent", "estimate", "KGS:source/orpha-200002"),
-        ("ORPHA:200002", "HP:0001264"): (0.4, "frequent", "measured", "KGS:source/pmid-66666"),
+        # 1/3 rounded to 4 decimals (reads back from a store unchanged)
+        ("ORPHA:200002", "HP:0001264"): (0.3333, "frequent", "measured", "KGS:source/pmid-66666"),
     }
     got = {k: (r.weight, r.frequency_class, r.status, r.source) for k, r in p.items()}
     assert got.keys() == expected.keys()
@@ -142,6 +143,7 @@ def test_phenotypes_become_symptoms_with_lay_forms_first() -> None:
         ("4/5", 0.8, "very_frequent"),
         ("1/20", 0.05, "occasional"),
         ("7%", 0.07, "occasional"),
+        ("19/183", 0.1038, "occasional"),  # rounded to 4 decimals
         ("", None, None),
     ],
 )
