@@ -8,16 +8,13 @@ binary). Without it these tests skip, except under CI, where they fail.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from engine.evaluate.report import render
-from tests.conftest import IN_CI
+from tests.browser import browse
 from tests.test_dataset_inputs import generate, kgsynth, write_jsonl
 
 pytestmark = pytest.mark.timeout(900)
@@ -66,38 +63,6 @@ def report(graph: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "report.html"
 
 
-def _chromium() -> str:
-    name = os.environ.get("KGSYNTH_CHROMIUM", "chromium")
-    found = shutil.which(name) or (
-        shutil.which("/usr/bin/chromium") if name == "chromium" else None
-    )
-    if found is None:
-        if IN_CI:
-            pytest.fail(f"headless Chromium ({name}) is missing; run scripts/ensure-chromium")
-        pytest.skip(f"headless Chromium ({name}) is not installed (scripts/ensure-chromium)")
-    return found
-
-
-def _browse(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = page.parent / ".chromium-profile"
-    return subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=10000",
-            *args,
-            page.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 PLOT_DIV = re.compile(r'<div id="([^"]+)" class="plotly-graph-div[^"]*"')
 ERRORS = re.compile(r'<pre id="kgsynth-errors"[^>]*>(.*?)</pre>', re.S)
 
@@ -134,7 +99,7 @@ def test_report_opens_in_headless_chromium_with_every_plot_drawn(report: Path) -
     page = report.read_text(encoding="utf-8")
     expected = page.count("Plotly.newPlot(")
     assert expected >= len(PLOT_SECTIONS)
-    done = _browse(report, "--dump-dom")
+    done = browse(report, "--dump-dom")
     assert done.returncode == 0, done.stderr[-2000:]
     assert _errors(done.stdout) == ""
     drawn = _drawn(done.stdout)
@@ -142,7 +107,7 @@ def test_report_opens_in_headless_chromium_with_every_plot_drawn(report: Path) -
     assert all(drawn.values()), [p for p, ok in drawn.items() if not ok]
 
     shot = report.with_name("report.png")
-    done = _browse(report, "--window-size=1400,3000", f"--screenshot={shot}")
+    done = browse(report, "--window-size=1400,3000", f"--screenshot={shot}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
@@ -152,7 +117,7 @@ def test_a_page_error_shows_in_the_error_box(report: Path) -> None:
     broken = report.with_name("broken.html")
     page = report.read_text(encoding="utf-8")
     broken.write_text(page.replace("</body>", "<script>undefinedCall();</script></body>"))
-    done = _browse(broken, "--dump-dom")
+    done = browse(broken, "--dump-dom")
     assert "undefinedCall" in _errors(done.stdout)
 
 
