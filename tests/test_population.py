@@ -10,6 +10,9 @@ the fixture area holds 250 M adults 18+, 51 M aged 65+, 30 M / 15 M / 6 M in the
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ from kg.store.falkor_store import FalkorStore
 from kg.store.writer import write_batch
 from tests.engine_graph import AD, GAD, MDD, SRC, engine_graph, open_embedded
 
+REPO = Path(__file__).resolve().parents[1]
 AREA = "Fixtureland"
 ADULTS = "KGS:population/fx/2020/18+"
 OLD = "KGS:population/fx/2020/65+"
@@ -262,3 +266,24 @@ def test_kg_audit_notes_prevalence_figures_without_a_population() -> None:
     counts = audit_view(GraphView(population_graph())).figures["numbers by status"]
     # sized populations: adults 18+ (estimate), 65+, 75+ and the three 2020 bands (no status)
     assert counts["(populations)"] == {"measured": 0, "estimate": 1, "no status": 5}
+
+
+def test_cli_plan_with_and_without_a_population(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    _open(db, population_graph()).close()
+    base = [sys.executable, "-m", "engine.cli.main", "--uri", f"embedded:{db}", "plan"]
+    args = ["--recipe", "medsyn", "--by-prevalence", "-n", "50", "--seed", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}
+
+    def run(*extra: str, out: str) -> subprocess.CompletedProcess[str]:
+        cmd = [*base, *args, *extra, "-o", str(tmp_path / out)]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+    refused = run(out="a.jsonl")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "different populations" in refused.stderr and "Fixture 65+ in 2023" in refused.stderr
+    assert not (tmp_path / "a.jsonl").exists()
+    done = run("--population", "Fixture adults 18+", out="b.jsonl")
+    assert done.returncode == 0, done.stderr
+    assert "= 5,430,000" in done.stderr and "= 20,000,000" in done.stderr
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 50
