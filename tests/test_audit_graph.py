@@ -265,3 +265,17 @@ def test_cli_exit_codes_plain_and_json(tmp_path: Path) -> None:
     assert data["violations"] == 1
     assert data["findings"][0]["rule"] == "gendered-form"
     assert data["findings"][0]["subject"] == AGITATED
+
+
+def test_a_thin_curated_profile_is_a_note_naming_what_it_lacks(
+    embedded_store: GraphStore,
+) -> None:
+    # the clean fixture is curated (KGS:) with 2 weighted symptoms and sex shares only;
+    # an imported disease just as thin is not the curator's to fix: no note
+    items = clean()
+    items["imported"] = Disease(id="DOID:0000001", name="imported fixture disease")
+    items["p_imported"] = Presents(start="DOID:0000001", end=FORGET, weight=0.5, **ESTIMATE)
+    write_batch(embedded_store, batch_of(items))
+    notes = [f for f in audit_graph(embedded_store).findings if f.rule == "thin-profile"]
+    assert [(f.subject, f.severity) for f in notes] == [(D, "note")]
+    assert notes[0].message.startswith("2 weighted symptom(s), fewer than 5; no age shares")

@@ -17,7 +17,9 @@ from engine.audit.findings import AuditReport, Finding
 from engine.audit.gender import gendered_words
 from kg.batch import GraphBatch
 from kg.coherence import NUMBER_FIELDS, stage_allows
-from kg.model import Entity, Relationship
+from kg.coverage import DEFAULT_MIN_WEIGHTED, persona_figures
+from kg.model import Entity, Presents, Relationship
+from kg.resolution import CURATED_PREFIX
 from kg.store import GraphStore
 from kg.store.writer import read_graph
 
@@ -102,7 +104,8 @@ def cycles(view: GraphView) -> list[Finding]:
 
 
 def orphans(view: GraphView) -> list[Finding]:
-    """Every node but a ``Source`` has a relationship; every ``Source`` is cited."""
+    """Every node but a ``Source`` (and a sized ``Population``, a target of --population)
+    has a relationship; every ``Source`` is cited."""
     items: list[Entity | Relationship] = [*view.batch.iter_nodes(), *view.batch.iter_rels()]
     cited = {i.source for i in items if i.source}
     out = []
@@ -113,7 +116,9 @@ def orphans(view: GraphView) -> list[Finding]:
                 out.append(
                     Finding(rule="orphan", subject=node_id, message=f"{label} is cited by nothing")
                 )
-        elif view.g.degree(node_id) == 0:
+        elif view.g.degree(node_id) == 0 and not (
+            label == "Population" and view.prop(node_id, "size") is not None
+        ):  # a sized population is a conversion target, named by --population
             out.append(
                 Finding(rule="orphan", subject=node_id, message=f"{label} has no relationship")
             )
@@ -298,6 +303,38 @@ def evidence_counts(view: GraphView) -> dict[str, dict[str, int]]:
     return dict(sorted(counts.items()))
 
 
+def thin_profiles(view: GraphView) -> list[Finding]:
+    """A curated disease with symptoms has at least ``DEFAULT_MIN_WEIGHTED`` weighted ones and
+    age and sex shares; otherwise ``plan`` refuses it without ``--allow-thin`` (a note)."""
+    out = []
+    for d in sorted(view.nodes("Disease"), key=lambda n: n.id):
+        presents = view.out(d.id, "PRESENTS")
+        if not d.id.startswith(CURATED_PREFIX) or not presents:
+            continue
+        weighted = sum(
+            isinstance(r, Presents) and (r.weight is not None or r.frequency_class is not None)
+            for r in presents
+        )
+        attributes = [str(view.prop(r.end, "attribute")) for r in view.out(d.id, "PREVALENCE")]
+        age, sex = persona_figures(attributes)
+        missing = [
+            *([f"{weighted} weighted symptom(s), fewer than {DEFAULT_MIN_WEIGHTED}"]
+              if weighted < DEFAULT_MIN_WEIGHTED else []),
+            *(["no age shares"] if not age else []),
+            *(["no sex shares"] if not sex else []),
+        ]  # fmt: skip
+        if missing:
+            out.append(
+                Finding(
+                    rule="thin-profile",
+                    subject=d.id,
+                    message=f"{'; '.join(missing)}: plan refuses it without --allow-thin",
+                    severity="note",
+                )
+            )
+    return out
+
+
 RULES: tuple[Rule, ...] = (
     cycles,
     orphans,
@@ -307,6 +344,7 @@ RULES: tuple[Rule, ...] = (
     unsourced_numbers,
     evidence_basis,
     prevalence_populations,
+    thin_profiles,
 )
 
 
