@@ -23,6 +23,9 @@ from engine.llm.factory import ENV_API_KEY
 from kg.cli import settings_from_context
 
 
+DataDirOpt = Annotated[Path, typer.Option(help="Where jobs keep their state and records.")]
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -36,9 +39,7 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    data_dir: Annotated[
-        Path, typer.Option(help="Where jobs keep their state and records.")
-    ] = Path("kgsynth-service"),
+    data_dir: DataDirOpt = Path("kgsynth-service"),
     backend: BackendOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,

@@ -60,10 +60,10 @@ def resolve_endpoints(
     problems: list[Problem] = []
     for rel in batch.iter_rels():
         pairs = [(s, e) for s, e in type(rel).ends if has(s, rel.start) and has(e, rel.end)]
-        loc = batch.location_of(rel)
         if len(pairs) == 1:
             endpoints[(rel.type, rel.start, rel.end)] = pairs[0]
             continue
+        loc = batch.location_of(rel)  # only for a problem: it hashes the relationship
         if len(pairs) > 1:
             problems.append(
                 Problem(
