@@ -22,7 +22,6 @@ from engine.errors import EngineError
 from engine.llm.factory import ENV_API_KEY
 from kg.cli import settings_from_context
 
-
 DataDirOpt = Annotated[Path, typer.Option(help="Where jobs keep their state and records.")]
 
 
