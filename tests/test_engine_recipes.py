@@ -21,6 +21,7 @@ from engine.recipes import (
 from engine.spec import GenerationSpec
 from kg.store import GraphStore
 from kg.store.falkor_store import FalkorStore
+from loaders.seed import CURATED, seed
 from tests.engine_graph import AD, FLU, GAD, MDD, open_embedded, open_engine_store
 
 APPLICABLE = {
@@ -155,11 +156,10 @@ def test_dualalign_prefers_its_own_category_scheme(store: GraphStore) -> None:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FalkorStore]:
-    seed = pytest.importorskip("loaders.seed")
-    if not all((seed.SEED_DIR / f).is_file() for f in seed.CURATED.values()):
-        pytest.skip("the curated seed files are not present")
+    """The catalogue, the Symptom Ontology (curated modules reuse its terms) and every
+    curated module."""
     st = open_embedded(tmp_path_factory.mktemp("seed") / "graph.db")
-    seed.seed(st, ["catalogue", *seed.CURATED])
+    seed(st, ["catalogue", "symp", *CURATED])
     yield st
     st.close()
 

@@ -16,18 +16,20 @@ FEMALE = frozenset({"she", "her", "hers", "herself", "husband", "widow", "boyfri
 GENDERED = MALE | FEMALE
 _WORD = re.compile(r"[A-Za-z]+")
 _SLOT = re.compile(r"\{[^{}]*\}")
+#: terms whose gendered word says nothing about the patient (HPO's "Widow's peak")
+_TERMS = re.compile(r"\bwidow'?s peak\b", re.IGNORECASE)
 
 
 def gendered_words(text: str) -> list[str]:
     """The gendered words of ``text`` outside slots, lower-cased, in order."""
-    bare = _SLOT.sub(" ", text)
+    bare = _TERMS.sub(" ", _SLOT.sub(" ", text))
     return [w for w in (m.group().lower() for m in _WORD.finditer(bare)) if w in GENDERED]
 
 
 @lru_cache(maxsize=65_536)
 def implied_sexes(text: str) -> frozenset[str]:
     """``{"male"}``, ``{"female"}``, both or neither: what ``text`` implies about the patient."""
-    words = {m.group().lower() for m in _WORD.finditer(text)}
+    words = {m.group().lower() for m in _WORD.finditer(_TERMS.sub(" ", text))}
     out = set()
     if words & MALE:
         out.add("male")

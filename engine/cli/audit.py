@@ -20,10 +20,28 @@ LimitOpt = Annotated[
 ]
 
 
+#: a table of more rows than this prints as its column totals (every row: --json)
+MAX_ROWS = 30
+
+
+def _totals(rows: dict[str, dict[str, int]]) -> str:
+    sums: dict[str, int] = {}
+    for row in rows.values():
+        for k, v in row.items():
+            sums[k] = sums.get(k, 0) + v
+    return ", ".join(f"{k} {v:,}" for k, v in sums.items())
+
+
 def _print_figures(figures: dict[str, object], indent: str = "") -> None:
     """Nested figures as indented lines; a table of plain values on one line."""
     for key, value in figures.items():
-        if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+        rows = value if isinstance(value, dict) else {}
+        if len(rows) > MAX_ROWS and all(
+            isinstance(r, dict) and all(isinstance(v, int) for v in r.values())
+            for r in rows.values()
+        ):
+            typer.echo(f"{indent}{key}: {len(rows):,} rows, in all {_totals(rows)} (rows: --json)")
+        elif isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
             typer.echo(f"{indent}{key}:")
             _print_figures(value, indent + "  ")
         elif isinstance(value, dict):
