@@ -8,6 +8,7 @@ with their rendered prompts. No script and nothing fetched: the page stands alon
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -19,7 +20,7 @@ from engine.audit.findings import Finding
 from engine.audit.graph import audit_graph
 from engine.errors import EngineError
 from engine.plan import Planner, PlanRequest
-from engine.profile import DiseaseProfile
+from engine.profile import DiseaseProfile, StratumShare
 from engine.recipes import recipes, render_messages
 from kg.queries import get_query
 from kg.store.base import GraphStore
@@ -64,6 +65,12 @@ def _evidence(store: GraphStore, profile: DiseaseProfile) -> Evidence:
     return Evidence({(r["rel"], r["start"], r["end"]): r for r in rows})
 
 
+def _value_order(stratum: StratumShare) -> tuple[int, str]:
+    """Age groups by their first age (5-17 before 18-34), other values alphabetically."""
+    digits = re.match(r"\d+", stratum.value)
+    return (int(digits.group()) if digits else -1, stratum.value)
+
+
 def default_recipe(profile: DiseaseProfile) -> str:
     """dualalign for a disease with trajectory windows, mh_report for F-codes, else medsyn."""
     if profile.windows:
@@ -101,7 +108,7 @@ def render_card(
     findings = [f for f in audit.findings(store) if any(i in f.subject for i in ids)]
     samples, refused = _samples(store, profile, recipe)
     by_attribute: dict[str, list[Any]] = {}
-    for s in profile.strata:
+    for s in sorted(profile.strata, key=lambda s: (s.attribute, *_value_order(s))):
         by_attribute.setdefault(s.attribute, []).append(s)
     names = {s.id: s.name for s in profile.symptoms}
     return _env.get_template("card.html").render(
