@@ -28,6 +28,7 @@ from typing import Any
 
 from engine.dataset.splits import SPLITS, SplitConfig, SplitMethod, assign
 from engine.errors import EngineError
+from engine.jsonl import json_objects
 from engine.provenance import sha256_hex
 
 #: names of the binary task's classes (as in ``kgsynth dataset build``)
@@ -123,20 +124,10 @@ def _example(item: dict[str, Any], fields: Fields, where: str, flags: str) -> Ex
 
 
 def _jsonl(path: Path, fields: Fields, flags: str) -> Iterator[Example]:
-    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
-        if not raw.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            item = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as err:
-            raise EngineError(f"{where}: not UTF-8 text ({err.reason})") from None
-        except ValueError as err:
-            raise EngineError(f"{where}: not JSON ({err})") from None
-        if not isinstance(item, dict):
-            raise EngineError(
-                f"{where}: expected a JSON object with {fields.text!r} and {fields.label!r} fields"
-            )
+    expected = f"a JSON object with {fields.text!r} and {fields.label!r} fields"
+    for _, where, item in json_objects(
+        path.read_bytes().splitlines(), lambda n: f"{path}:{n}", expected
+    ):
         yield _example(item, fields, where, flags)
 
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import EngineError
 from engine.finetune.sft_data import IGNORE, PairSet, Sequence, build_sequences, tokenize_pair
+from engine.llm.transformers_backend import pick_device
 
 CONFIG_FILE = "sft_config.json"
 METRICS_FILE = "metrics.json"
@@ -90,19 +91,6 @@ class SftMetrics(BaseModel):
     device: str
     dtype: str
     log: list[StepLog]
-
-
-def pick_device(choice: str) -> str:
-    """``auto`` -> cuda, then mps, then cpu."""
-    import torch
-
-    if choice != "auto":
-        return choice
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def seed_everything(seed: int) -> None:

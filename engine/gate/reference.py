@@ -7,13 +7,13 @@ clear error naming the file, line and field.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from engine.errors import EngineError
+from engine.jsonl import json_objects
 
 
 class ReferenceDoc(BaseModel):
@@ -28,18 +28,11 @@ class ReferenceDoc(BaseModel):
 
 def _docs(path: Path, field: str, code_field: str | None) -> Iterator[ReferenceDoc]:
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            where = f"--reference {path}, line {number}"
-            try:
-                item = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as err:
-                raise EngineError(f"{where}: not UTF-8 text ({err.reason})") from None
-            except ValueError as err:
-                raise EngineError(f"{where}: not JSON ({err})") from None
-            if not isinstance(item, dict):
-                raise EngineError(f"{where}: expected a JSON object with a {field!r} field")
+        for number, where, item in json_objects(
+            fh,
+            lambda n: f"--reference {path}, line {n}",
+            f"a JSON object with a {field!r} field",
+        ):
             text = item.get(field)
             if not isinstance(text, str):
                 found = "missing" if text is None else f"a {type(text).__name__}"
