@@ -158,39 +158,50 @@ def _grid(count: int, cols: int) -> tuple[int, int]:
 
 
 def _persona(page: Page, doc: dict[str, Any]) -> None:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     page.heading(
         "Persona marginals: drawn vs the graph",
         "Share of records per value of each persona attribute, beside the graph's prevalence "
         "share for the code (restricted to the code's ages and sex).",
     )
-    runs = _runs(doc)
+    drawn = _drawn_vs_graph(page, _runs(doc), "persona_marginals", 0.16, sort=True)
+    if not drawn:
+        page.missing(
+            "no persona tallies (the notes' specs carry no persona, or --no-alignment was given)."
+        )
+
+
+def _drawn_vs_graph(
+    page: Page, runs: list[tuple[str, Any]], key: str, spacing: float, *, sort: bool
+) -> bool:
+    """Per code, one panel per entry of ``alignment.per_code[code][key]`` (sorted, or in
+    first-seen order): each run's drawn shares beside the graph's; whether any was drawn."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     codes = sorted({c for _, run in runs for c in (_get(run, "alignment", "per_code") or {})})
     drawn = False
     for code in codes:
-        attrs = sorted(
-            {
-                a
-                for _, run in runs
-                for a in _get(run, "alignment", "per_code", code, "persona_marginals") or {}
-            }
-        )
-        if not attrs:
+        panels: list[str] = []
+        for _, run in runs:
+            for name in _get(run, "alignment", "per_code", code, key) or {}:
+                if name not in panels:
+                    panels.append(name)
+        if not panels:
             continue
-        nrows, ncols = _grid(len(attrs), 2)
-        fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=attrs, vertical_spacing=0.16)
-        for i, attr in enumerate(attrs):
+        if sort:
+            panels.sort()
+        nrows, ncols = _grid(len(panels), 2)
+        fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=panels, vertical_spacing=spacing)
+        for i, panel in enumerate(panels):
             r, c = divmod(i, ncols)
             graph: dict[str, float] = {}
             for k, (name, run) in enumerate(runs):
-                m = _get(run, "alignment", "per_code", code, "persona_marginals", attr)
-                if m is None:
+                tally = _get(run, "alignment", "per_code", code, key, panel)
+                if tally is None:
                     continue
-                graph = graph or m["graph"]
-                shares = _shares(m["drawn"])
-                values = sorted(set(shares) | set(m["graph"]))
+                graph = graph or tally["graph"]
+                shares = _shares(tally["drawn"])
+                values = sorted(set(shares) | set(tally["graph"]))
                 fig.add_trace(
                     go.Bar(
                         x=values,
@@ -220,73 +231,16 @@ def _persona(page: Page, doc: dict[str, Any]) -> None:
         fig.update_layout(title=code)
         page.figure(fig, 330 * nrows + 80)
         drawn = True
-    if not drawn:
-        page.missing(
-            "no persona tallies (the notes' specs carry no persona, or --no-alignment was given)."
-        )
+    return drawn
 
 
 def _windows(page: Page, doc: dict[str, Any]) -> None:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     page.heading(
         "Symptom categories per time-to-diagnosis window",
         "Share of requested keywords per category in each window, beside the window's "
         "category shares in the graph.",
     )
-    runs = _runs(doc)
-    codes = sorted({c for _, run in runs for c in (_get(run, "alignment", "per_code") or {})})
-    drawn = False
-    for code in codes:
-        windows: list[str] = []
-        for _, run in runs:
-            for w in _get(run, "alignment", "per_code", code, "window_categories") or {}:
-                if w not in windows:
-                    windows.append(w)
-        if not windows:
-            continue
-        nrows, ncols = _grid(len(windows), 2)
-        fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=windows, vertical_spacing=0.2)
-        for i, window in enumerate(windows):
-            r, c = divmod(i, ncols)
-            graph: dict[str, float] = {}
-            for k, (name, run) in enumerate(runs):
-                w = _get(run, "alignment", "per_code", code, "window_categories", window)
-                if w is None:
-                    continue
-                graph = graph or w["graph"]
-                shares = _shares(w["drawn"])
-                cats = sorted(set(shares) | set(w["graph"]))
-                fig.add_trace(
-                    go.Bar(
-                        x=cats,
-                        y=[shares.get(v, 0.0) for v in cats],
-                        name=f"{name} (drawn)",
-                        marker_color=COLOURS[k],
-                        legendgroup=name,
-                        showlegend=i == 0,
-                    ),
-                    row=r + 1,
-                    col=c + 1,
-                )
-            cats = sorted(graph)
-            fig.add_trace(
-                go.Bar(
-                    x=cats,
-                    y=[graph[v] for v in cats],
-                    name="graph share",
-                    marker_color=GRAPH,
-                    legendgroup="graph",
-                    showlegend=i == 0,
-                ),
-                row=r + 1,
-                col=c + 1,
-            )
-        fig.update_yaxes(tickformat=".0%")
-        fig.update_layout(title=code)
-        page.figure(fig, 330 * nrows + 80)
-        drawn = True
+    drawn = _drawn_vs_graph(page, _runs(doc), "window_categories", 0.2, sort=False)
     if not drawn:
         page.missing(
             "no window tallies (no note's spec has a time-to-diagnosis window with keywords, "
