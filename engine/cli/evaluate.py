@@ -6,14 +6,13 @@ Heavy libraries load only when the command runs (docs/evaluation.md).
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from engine.errors import EngineError
+from engine.runner.output import write_manifest
 from kg.cli import make_console, store_from_context
 
 _out = make_console()
@@ -122,9 +121,7 @@ def evaluate(
     doc["against"] = docs[1] if len(docs) > 1 else None
     output.mkdir(parents=True, exist_ok=True)
     target = output / "metrics.json"
-    tmp = target.with_name(f".metrics.json.{os.getpid()}")
-    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    write_manifest(target, doc)  # JSON written atomically
     named = list(zip(run_names(doc), shared.synthetic, strict=False))
     if shared.reference is not None:
         named.append(("reference", shared.reference))

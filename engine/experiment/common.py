@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
 import statistics
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.runner.output import write_manifest
 
 CONFIG = "config.json"
 RUNS = "runs"
@@ -32,9 +32,7 @@ RUNS = "runs"
 def write_json(path: Path, doc: Any) -> None:
     """Write through a temporary file renamed into place (never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_manifest(path, doc)
 
 
 def prepare(output: Path, config: dict[str, Any], force: bool) -> None:

@@ -10,7 +10,6 @@ nothing and pays for nothing twice.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from engine.gate.build import gate_for
 from engine.llm.factory import BackendSettings, make_backend
 from engine.plan import Planner, PlanRequest, sampling_params
 from engine.runner.cache import RequestCache
-from engine.runner.output import OutputLog, default_cache_path
+from engine.runner.output import OutputLog, default_cache_path, write_manifest
 from engine.runner.run import RunConfig, Runner, RunSummary
 from engine.runner.sources import from_planner
 from engine.runner.state import now_iso
@@ -128,10 +127,7 @@ class Jobs:
         return self.root / job_id
 
     def _save(self, job: Job) -> None:
-        path = self._dir(job.id) / "job.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(job.model_dump_json(indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        write_manifest(self._dir(job.id) / "job.json", job.model_dump(mode="json"))
 
     def get(self, job_id: str) -> Job | None:
         """The job with its progress counted from its output, or None."""
