@@ -112,6 +112,8 @@ class WindowInfo(_Frozen):
     weight: Num | None = None
     keyword_density: Num | None = None
     stage: int | None = None
+    visits: int | None = None
+    persistence: Num | None = None
     observations: tuple[Observation, ...] = ()
 
 
@@ -291,6 +293,8 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
             weight=_float(r["weight"]),
             keyword_density=_float(r["keyword_density"]),
             stage=_int(r["stage"]),
+            visits=_int(r["visits"]),
+            persistence=_float(r["persistence"]),
             observations=tuple(
                 sorted(
                     (

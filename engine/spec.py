@@ -61,6 +61,32 @@ class WindowRef(_Frozen):
     diagnosed: bool
     stage: int | None = None
     keyword_density: float | None = None
+    #: longitudinal patients: the chance a symptom of the previous visit is documented again
+    persistence: float | None = None
+
+
+class PatientVisit(_Frozen):
+    """Where a record sits in a longitudinal patient's history (``plan --patients``).
+
+    ``day``: days from the patient's first visit (the record's date offset).
+    """
+
+    patient_id: str
+    patient_index: int
+    visit_index: int
+    visits: int
+    day: int
+
+
+class PastVisit(_Frozen):
+    """An earlier visit of the same patient as its spec documented it: the prompt's history
+    summary is built from these, never from earlier LLM output."""
+
+    visit_index: int
+    visit_months: float
+    age: int | None = None
+    symptom_ids: tuple[str, ...] = ()
+    symptoms: tuple[str, ...] = ()
 
 
 class Keyword(_Frozen):
@@ -129,6 +155,9 @@ class GenerationSpec(_Frozen):
     disease_id: str
     disease: str
     persona: Persona | None = None
+    #: longitudinal patients: the patient and visit, and the visits before this one
+    patient: PatientVisit | None = None
+    history: tuple[PastVisit, ...] = ()
     window: WindowRef | None = None
     visit_months: float | None = None
     scheme: str | None = None
@@ -167,3 +196,8 @@ def assemble[M: BaseModel](cls: type[M], values: dict[str, Any]) -> M:
 def record_id(recipe: str, run_seed: int, index: int) -> str:
     """Stable, readable record id: recipe, run seed and zero-padded index."""
     return f"{recipe}-{run_seed}-{index:08d}"
+
+
+def patient_id(recipe: str, run_seed: int, patient: int) -> str:
+    """Stable, readable patient id: recipe, run seed and zero-padded patient index."""
+    return f"{recipe}-{run_seed}-p{patient:07d}"

@@ -140,7 +140,10 @@ class SymptomCategory(Entity):
 
 class TrajectoryWindow(Curated, Entity):
     """``weight``: share of records in the window; ``keyword_density``: mean symptom
-    keyword mentions per note; ``stage``: the most advanced stage the window reaches."""
+    keyword mentions per note; ``stage``: the most advanced stage the window reaches.
+    Longitudinal patients (``plan --patients``): ``visits`` each patient has in the window,
+    ``persistence`` the probability that a symptom documented at a patient's previous visit
+    is documented again at a visit in this window."""
 
     label: ClassVar[str] = "TrajectoryWindow"
     name: str = Field(min_length=1)
@@ -150,6 +153,8 @@ class TrajectoryWindow(Curated, Entity):
     weight: Probability | None = None
     keyword_density: float | None = Field(default=None, gt=0.0)
     stage: int | None = Field(default=None, ge=0)
+    visits: int | None = Field(default=None, ge=0, le=100)
+    persistence: Probability | None = None
 
     @model_validator(mode="after")
     def _check_span(self) -> TrajectoryWindow:
