@@ -13,6 +13,10 @@ ICD code from memory) by these rules, each finding naming the record:
 * ``attribute``: a symptom requires an age at the visit or a sex the persona lacks;
 * ``core``: a record misses every symptom of one of the disease's core-criterion groups.
 
+Records of longitudinal patients (``patient``) are also collected per patient and checked
+together at the end (``engine.audit.timeline``: ``persona``, ``timeline``, ``history``,
+``persistence``); the findings above name their patient and visit in the message.
+
 Alongside, it counts what it reads and reports alignment against the graph (``alignment``).
 """
 
@@ -30,6 +34,7 @@ from pydantic_core import from_json
 from engine.audit.alignment import Tally, restriction
 from engine.audit.findings import AuditReport, Finding
 from engine.audit.gender import implied_sexes
+from engine.audit.timeline import Need, Timeline
 from engine.errors import EngineError
 from engine.profile import DiseaseProfile, IcdRef, Target, load_profile
 from engine.recipes import get_recipe
@@ -81,6 +86,10 @@ class DiseaseRules:
             sid: s
             for sid, s in self.symptoms.items()
             if (s.min_age, s.max_age, s.sex) != (None, None, None)
+        }
+        #: symptom -> its age and sex requirement at the visit (longitudinal timelines)
+        self.needs: dict[str, Need] = {
+            sid: (s.min_age, s.max_age, s.sex) for sid, s in self.required.items()
         }
         self.core = [(g.name, frozenset(g.symptom_ids)) for g in profile.core]
         self.tally = Tally(profile)
@@ -331,6 +340,7 @@ class SpecAuditor:
         self.profiles: dict[str, DiseaseProfile] = {}
         self.rules: dict[tuple[str, str | None], DiseaseRules] = {}
         self.findings: list[Finding] = []
+        self.timeline = Timeline()
         self.checked = 0
 
     def _rules(self, rec: Record) -> DiseaseRules:
@@ -348,17 +358,28 @@ class SpecAuditor:
         return rules
 
     def check(self, rec: Record) -> None:
-        self._rules(rec).check(rec, self.findings)
+        rules = self._rules(rec)
+        before = len(self.findings)
+        rules.check(rec, self.findings)
+        patient = rec.get("patient")
+        if patient is not None:
+            self.timeline.add(rec, rules.needs)
+            where = f" ({patient['patient_id']} visit {patient['visit_index']})"
+            for i in range(before, len(self.findings)):
+                f = self.findings[i]
+                self.findings[i] = f.model_copy(update={"message": f.message + where})
         self.checked += 1
 
     def report(self) -> AuditReport:
-        figures = {
+        figures: dict[str, Any] = {
             _label(r.profile): r.tally.figures()
             for _, r in sorted(self.rules.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
         }
-        return AuditReport(
-            kind="specs", checked=self.checked, findings=self.findings, figures=figures
-        )
+        findings = self.findings
+        if self.timeline.patients:
+            findings = findings + self.timeline.findings()
+            figures["longitudinal patients"] = self.timeline.figures()
+        return AuditReport(kind="specs", checked=self.checked, findings=findings, figures=figures)
 
 
 def _label(profile: DiseaseProfile) -> str:
