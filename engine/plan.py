@@ -2,7 +2,10 @@
 
 Record ``i`` of a run depends only on (graph content, recipe, parameters, run seed, i):
 quotas lay records out code by code (records ``0..n-1`` for the first code, ...), and in
-``by_prevalence`` mode record ``i`` draws its code from its own ``Stage.CODE`` stream. So any
+``by_prevalence`` mode record ``i`` draws its code from its own ``Stage.CODE`` stream. With
+``patients``, ``n`` counts patients per code, each with the disease's ``V`` visits: the code's
+records are patient-major (``patient * V + visit``), and a record depends on its patient's
+whole history, a function of (run seed, patient index) (``engine.samplers.patients``). So any
 slice of a run, in any batch size, reproduces exactly the same specs.
 """
 
@@ -32,11 +35,20 @@ from engine.recipes import (
 )
 from engine.samplers.medsyn import CodeWeighting, ExampleSampler, SymptomSampler, code_probabilities
 from engine.samplers.mh import report_sections
+from engine.samplers.patients import PatientSampler
 from engine.samplers.persona import PersonaSampler
 from engine.samplers.rng import Stage, record_seeds, stage_uniforms
-from engine.samplers.tables import IntArray, cumulative, draw
+from engine.samplers.tables import FloatArray, IntArray, cumulative, draw
 from engine.samplers.trajectory import TrajectorySampler
-from engine.spec import GenerationSpec, assemble, record_id
+from engine.spec import (
+    GenerationSpec,
+    Keyword,
+    PastVisit,
+    PatientVisit,
+    assemble,
+    patient_id,
+    record_id,
+)
 from engine.thin import ThinPolicy, target_label, thin_reason
 from kg.resolution import CodeResolution
 from kg.store import GraphStore
@@ -56,7 +68,13 @@ class PlanRequest(BaseModel):
     code_weighting: CodeWeighting = "prevalence"
     #: by_prevalence: the population (id, name or synonym) the figures are converted into
     population: str | None = None
-    n: int = Field(gt=0, description="records per code/disease; the total for by_prevalence")
+    n: int = Field(
+        gt=0,
+        description="records per code/disease (patients with ``patients``); the total for "
+        "by_prevalence",
+    )
+    #: longitudinal: ``n`` patients per code/disease, each a history of visits
+    patients: bool = False
     seed: int = Field(ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
     #: refuse thin profiles (engine.thin); None: no check. Never changes a record, so it is
@@ -70,6 +88,8 @@ class PlanRequest(BaseModel):
             raise ValueError("choose exactly one of icd, disease or by_prevalence")
         if self.population is not None and not self.by_prevalence:
             raise ValueError("a population is used only with by_prevalence")
+        if self.patients and self.by_prevalence:
+            raise ValueError("patients are planned per code or disease, not by_prevalence")
         return self
 
 
@@ -88,6 +108,7 @@ class CompiledRecipe:
         params: RecipeParams,
         profile: DiseaseProfile,
         resolution: CodeResolution | None = None,
+        patients: bool = False,
     ) -> None:
         self.recipe, self.profile, self.resolution = recipe, profile, resolution
         parts = set(recipe.components)
@@ -108,6 +129,16 @@ class CompiledRecipe:
                 params.max_keywords,
             )
             if "trajectory" in parts
+            else None
+        )
+        if patients and self.trajectory is None:
+            raise EngineError(
+                f"patients need a recipe with trajectory windows; {recipe.name} has none "
+                "(use --recipe dualalign)"
+            )
+        self.patients = (
+            PatientSampler(profile, self.trajectory)
+            if patients and self.trajectory is not None
             else None
         )
         self.symptoms = (
@@ -134,6 +165,7 @@ class CompiledRecipe:
             "icd_code": code,
             "icd_title": profile.icd.title if profile.icd else None,
             "resolution": resolution,
+            "history": (),
             "disease_id": profile.disease_id,
             "disease": profile.disease,
             "scheme": self.trajectory.scheme if self.trajectory else None,
@@ -165,32 +197,116 @@ class CompiledRecipe:
         )
         symptoms = self.symptoms.sample(run_seed, indices, drawn).chosen if self.symptoms else empty
         examples = self.examples.sample(run_seed, indices) if self.examples else empty
+        return self._assemble(
+            run_seed,
+            indices,
+            {
+                "persona": personas,
+                "window": windows,
+                "visit_months": visits,
+                "keywords": keywords,
+                "symptoms": symptoms,
+                "examples": examples,
+            },
+        )
+
+    def visit_specs(
+        self, run_seed: int, indices: IntArray, patients: IntArray, visits: IntArray
+    ) -> list[GenerationSpec]:
+        """The specs of records ``indices``: visit ``visits[i]`` of patient ``patients[i]``."""
+        assert self.patients is not None
+        schedule, n = self.patients.schedule, len(indices)
+        uniq, rows = np.unique(patients, return_inverse=True)
+        drawn = self.persona.sample(run_seed, uniq) if self.persona else None
+        history = self.patients.sample(run_seed, uniq, drawn)
+        months = np.round(history.months, 1)
+        ages = history.ages[rows, visits]
+        personas: list[Any] = (
+            self.persona.personas(drawn.take(rows), ages, self._diagnosed[schedule[visits]])
+            if self.persona is not None and drawn is not None
+            else [None] * n
+        )
+        pasts = _past_visits(history.keywords, months, history.ages, int(visits.max(initial=0)))
+        days = history.days[rows, visits].tolist()
+        pairs = list(zip(rows.tolist(), visits.tolist(), strict=True))
+        name, count = self.recipe.name, self.patients.visits
+        refs, empty = self.patients.window_refs, [()] * n
+        return self._assemble(
+            run_seed,
+            indices,
+            {
+                "persona": personas,
+                "patient": [
+                    assemble(
+                        PatientVisit,
+                        {
+                            "patient_id": patient_id(name, run_seed, p),
+                            "patient_index": p,
+                            "visit_index": v,
+                            "visits": count,
+                            "day": d,
+                        },
+                    )
+                    for p, v, d in zip(patients.tolist(), visits.tolist(), days, strict=True)
+                ],
+                "history": [pasts[r][:v] for r, v in pairs],
+                "window": [refs[w] for w in schedule[visits].tolist()],
+                "visit_months": months[rows, visits].tolist(),
+                "keywords": [history.keywords[v][r] for r, v in pairs],
+                "symptoms": empty,
+                "examples": empty,
+            },
+        )
+
+    def _assemble(
+        self, run_seed: int, indices: IntArray, fields: dict[str, list[Any]]
+    ) -> list[GenerationSpec]:
+        """One spec per record: the fixed fields, the record's identity and ``fields``."""
         name, fixed = self.recipe.name, self.fixed
+        keys = list(fields)
         out = []
-        for index, seed, persona, window, visit, kws, syms, example in zip(
+        for index, seed, *values in zip(
             indices.tolist(),
             record_seeds(run_seed, indices).tolist(),
-            personas,
-            windows,
-            visits,
-            keywords,
-            symptoms,
-            examples,
+            *fields.values(),
             strict=True,
         ):
-            values = fixed.copy()  # keeps the field order (assignments do not move keys)
-            values["run_seed"] = run_seed
-            values["record_index"] = index
-            values["record_id"] = record_id(name, run_seed, index)
-            values["record_seed"] = seed
-            values["persona"] = persona
-            values["window"] = window
-            values["visit_months"] = visit
-            values["keywords"] = tuple(kws)
-            values["symptoms"] = tuple(syms)
-            values["examples"] = example
-            out.append(assemble(GenerationSpec, values))
+            spec = fixed.copy()  # keeps the field order (assignments do not move keys)
+            spec["run_seed"] = run_seed
+            spec["record_index"] = index
+            spec["record_id"] = record_id(name, run_seed, index)
+            spec["record_seed"] = seed
+            spec.update(zip(keys, values, strict=True))
+            spec["keywords"] = tuple(spec["keywords"])
+            spec["symptoms"] = tuple(spec["symptoms"])
+            out.append(assemble(GenerationSpec, spec))
         return out
+
+
+def _past_visits(
+    keywords: list[list[list[Keyword]]], months: FloatArray, ages: IntArray, last: int
+) -> list[tuple[PastVisit, ...]]:
+    """Per patient: its visits ``0 .. last - 1`` as ``PastVisit``s (what each documented)."""
+    out = []
+    for r in range(len(months)):
+        visits = []
+        for j in range(last):
+            kws = keywords[j][r]
+            age = int(ages[r, j])
+            visits.append(
+                assemble(
+                    PastVisit,
+                    {
+                        "visit_index": j,
+                        "visit_months": float(months[r, j]),
+                        "age": age if age >= 0 else None,
+                        "symptom_ids": tuple(k.symptom_id for k in kws),
+                        "symptoms": tuple(k.symptom for k in kws),
+                    },
+                )
+            )
+        out.append(tuple(visits))
+    return out
 
 
 class Planner:
@@ -230,7 +346,9 @@ class Planner:
                 profiles[target.disease_id] = load_profile(store, target)
             profile = profiles[target.disease_id].for_code(target.icd)
             try:
-                compiled = CompiledRecipe(self.recipe, self.params, profile, target.resolution)
+                compiled = CompiledRecipe(
+                    self.recipe, self.params, profile, target.resolution, request.patients
+                )
             except EngineError as err:
                 if not request.by_prevalence:
                     raise
@@ -263,7 +381,12 @@ class Planner:
         if prevalence is not None:
             kept_freqs, self.prevalence_notes = prevalence.frequencies(kept, request.population)
             self.code_probs = code_probabilities(kept_freqs, request.code_weighting)
-        self.total = request.n if request.by_prevalence else request.n * len(self.compiled)
+        #: records per compiled target (n, or n patients times the disease's visits)
+        sizes = [
+            request.n * (c.patients.visits if c.patients is not None else 1) for c in self.compiled
+        ]
+        self._offsets = np.cumsum([0, *sizes])
+        self.total = request.n if request.by_prevalence else int(self._offsets[-1])
 
     @property
     def profiles(self) -> list[DiseaseProfile]:
@@ -292,7 +415,7 @@ class Planner:
     def target_of(self, indices: IntArray) -> IntArray:
         """The compiled target each record index belongs to."""
         if self.code_probs is None:
-            return indices // self.request.n
+            return np.searchsorted(self._offsets, indices, side="right") - 1
         u = stage_uniforms(self.request.seed, indices, Stage.CODE, 1)[:, 0]
         return draw(cumulative(self.code_probs), u)
 
@@ -314,13 +437,22 @@ class Planner:
             batch: list[GenerationSpec | None] = [None] * len(indices)
             for t in np.unique(which):
                 pos = np.flatnonzero(which == t)
-                for p, spec in zip(
-                    pos, self.compiled[int(t)].specs(self.request.seed, indices[pos]), strict=True
-                ):
+                for p, spec in zip(pos, self._specs(int(t), indices[pos]), strict=True):
                     batch[p] = spec
             for item in batch:
                 assert item is not None
                 yield item
+
+    def _specs(self, target: int, indices: IntArray) -> list[GenerationSpec]:
+        """The specs of records ``indices``, all of compiled target ``target``."""
+        compiled, seed = self.compiled[target], self.request.seed
+        if compiled.patients is None:
+            return compiled.specs(seed, indices)
+        local = indices - self._offsets[target]
+        visits = compiled.patients.visits
+        return compiled.visit_specs(
+            seed, indices, target * self.request.n + local // visits, local % visits
+        )
 
 
 def _alternatives_note(target: Target) -> str:

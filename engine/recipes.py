@@ -23,6 +23,7 @@ from engine.errors import EngineError
 from engine.outputs import OUTPUTS
 from engine.profile import DiseaseProfile
 from engine.provenance import sha256_hex
+from engine.samplers.patients import DAYS_PER_MONTH
 from engine.samplers.trajectory import WindowWeighting
 from engine.spec import DrugRef, GenerationSpec, Persona, RiskFactorRef, StyleRef
 
@@ -290,6 +291,31 @@ def style_lines(style: tuple[StyleRef, ...]) -> tuple[str, ...]:
     return _style_cache[id(style)][1]
 
 
+def _ago(months: float) -> str:
+    """A time span in words: ``12 days``, ``5 months``, ``2 years 3 months``."""
+    days = round(months * DAYS_PER_MONTH)
+    if days < 31:
+        return f"{days} day{'s' if days != 1 else ''}"
+    whole = round(months)
+    years, rest = divmod(whole, 12)
+    parts = [f"{years} year{'s' if years != 1 else ''}"] if years else []
+    if rest or not years:
+        parts.append(f"{rest} month{'s' if rest != 1 else ''}")
+    return " ".join(parts)
+
+
+def history_lines(spec: GenerationSpec) -> tuple[str, ...]:
+    """One line per earlier visit of a longitudinal patient: when (before this visit), the
+    age then and the symptoms that visit documented."""
+    now = spec.visit_months or 0.0
+    lines = []
+    for past in spec.history:
+        age = f" (age {past.age})" if past.age is not None else ""
+        found = ", ".join(past.symptoms) if past.symptoms else "no symptom documented"
+        lines.append(f"{_ago(now - past.visit_months)} earlier{age}: {found}")
+    return tuple(lines)
+
+
 @cache
 def _label(attr: str) -> str:
     return _LABELS.get(attr, attr.replace("_", " ").capitalize())
@@ -305,6 +331,7 @@ _VARIABLES: dict[str, Callable[[GenerationSpec], Any]] = {
     "medications": lambda spec: medications(spec.persona),
     "style": lambda spec: style_lines(spec.style),
     "window_phrase": lambda spec: spec.window.phrase if spec.window else None,
+    "history": history_lines,
     "diagnosed": lambda spec: spec.window.diagnosed if spec.window else None,
     "keywords": lambda spec: [(k.text, k.category) for k in spec.keywords],
     "symptoms": lambda spec: [s.name for s in spec.symptoms],

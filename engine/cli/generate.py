@@ -50,6 +50,7 @@ from engine.cli.options import (
     DiseaseOpt,
     IcdOpt,
     MinWeightedOpt,
+    PatientsOpt,
     PopulationOpt,
     Weighting,
     WeightingOpt,
@@ -97,6 +98,7 @@ def _source(
     allow_thin: bool = False,
     min_weighted_symptoms: int | None = None,
     population: str | None = None,
+    patients: int | None = None,
 ) -> tuple[JobSource, list[DiseaseProfile], Planner | None]:
     """The jobs, the profiles they were planned from and the planner (none for a specs file)."""
     if specs is not None:
@@ -106,10 +108,10 @@ def _source(
                 "--by-prevalence, or drop --specs"
             )
         return from_specs_file(specs), [], None
-    if not recipe or n is None:
+    if not recipe or (n is None and patients is None):
         raise EngineError(
             "say what to generate: --recipe R (--icd CODE | --disease NAME | "
-            "--by-prevalence) -n N, or --specs specs.jsonl"
+            "--by-prevalence) -n N (or --patients P), or --specs specs.jsonl"
         )
     request = plan_request(
         "generate",
@@ -124,6 +126,7 @@ def _source(
         allow_thin=allow_thin,
         min_weighted_symptoms=min_weighted_symptoms,
         population=population,
+        patients=patients,
     )
     with store_from_context(ctx) as store:
         planner = Planner(store, request)
@@ -296,6 +299,7 @@ def generate(
             "-n", "--n", min=1, help="Records per code/disease (the total for --by-prevalence)."
         ),
     ] = None,
+    patients: PatientsOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Run seed.")] = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Recipe parameter KEY=VALUE.")
@@ -408,6 +412,7 @@ def generate(
             allow_thin,
             min_weighted_symptoms,
             population=population,
+            patients=patients,
         )
         params = sampling_params(source.generation, temperature, top_p, max_tokens)
         if settings.kind == "batch" and settings.ingest is None:

@@ -39,13 +39,23 @@ PopulationOpt = Annotated[
 #: KB of JSON, so this is already tens of GB; split bigger jobs into runs with other seeds.
 MAX_RECORDS = 10_000_000
 NOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "-n",
         "--n",
         min=1,
         max=MAX_RECORDS,
         help=f"Records per code/disease (the total for --by-prevalence); at most {MAX_RECORDS:,}.",
+    ),
+]
+PatientsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--patients",
+        min=1,
+        max=MAX_RECORDS,
+        help="Plan P patients per code/disease, each a history of visits with one persona "
+        "(docs/recipes.md#longitudinal-patients); replaces -n.",
     ),
 ]
 AllowThinOpt = Annotated[
@@ -93,18 +103,24 @@ def plan_request(
     disease: list[str] | None,
     by_prevalence: bool,
     code_weighting: Weighting,
-    n: int,
+    n: int | None,
     seed: int,
     settings: list[str] | None,
     population: str | None = None,
     allow_thin: bool = False,
     min_weighted_symptoms: int | None = None,
+    patients: int | None = None,
 ) -> PlanRequest:
     """The planner's request from the options; a bad combination is one clear error.
 
     Thin profiles are refused unless ``allow_thin`` (the threshold: ``min_weighted_symptoms``,
-    else the environment or kgsynth.toml, else 5; kg.coverage).
+    else the environment or kgsynth.toml, else 5; kg.coverage). ``patients`` replaces ``n``.
     """
+    if patients is not None and n is not None:
+        raise EngineError(f"{command}: --patients P replaces -n N; give one of them")
+    n = patients if patients is not None else n
+    if n is None:
+        raise EngineError(f"{command}: say how many: -n N records or --patients P")
     if n > MAX_RECORDS:
         raise EngineError(
             f"{command}: -n {n:,} is above the limit of {MAX_RECORDS:,} records per run "
@@ -119,6 +135,7 @@ def plan_request(
             code_weighting=code_weighting.value,
             population=population,
             n=n,
+            patients=patients is not None,
             seed=seed,
             params=parse_settings(settings),
             thin=ThinPolicy(

@@ -20,6 +20,7 @@ from engine.cli.options import (
     IcdOpt,
     MinWeightedOpt,
     NOpt,
+    PatientsOpt,
     PopulationOpt,
     Weighting,
     WeightingOpt,
@@ -48,7 +49,8 @@ def plan(
         Path,
         typer.Option("--output", "-o", help="JSONL file (or a pipe) to write."),
     ],
-    n: NOpt,
+    n: NOpt = None,
+    patients: PatientsOpt = None,
     icd: IcdOpt = None,
     disease: DiseaseOpt = None,
     by_prevalence: ByPrevalenceOpt = False,
@@ -98,6 +100,7 @@ def plan(
         population=population,
         allow_thin=allow_thin,
         min_weighted_symptoms=min_weighted_symptoms,
+        patients=patients,
     )
     if fmt is Format.openai_batch and not model:
         raise EngineError("--format openai-batch needs --model (the model the batch will run)")

@@ -70,6 +70,16 @@ class PersonaBatch:
         """Whole years at diagnosis (-1 where unknown)."""
         return whole_years(self.exact_ages)
 
+    def take(self, rows: IntArray) -> PersonaBatch:
+        """The personas of ``rows`` (repeats allowed), as a batch."""
+        return PersonaBatch(
+            {a: v[rows] for a, v in self.values.items()},
+            self.exact_ages[rows],
+            self.sex[rows],
+            self.risks[rows],
+            None if self.medications is None else self.medications[rows],
+        )
+
     def visit_ages(self, visit_months: FloatArray | None) -> IntArray:
         """Whole years at the visit ``visit_months`` from the diagnosis (-1 where unknown)."""
         if visit_months is None:

@@ -35,6 +35,9 @@ class Stage(IntEnum):
     SYMPTOMS = 3
     EXAMPLE = 4
     LLM = 5
+    #: visit ``j`` of a longitudinal patient draws from stream ``VISIT + j`` (keyed by the
+    #: patient index, like ``PERSONA``)
+    VISIT = 64
 
 
 def _words(value: int) -> list[int]:

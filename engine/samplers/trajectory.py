@@ -320,19 +320,42 @@ class TrajectorySampler:
     def sample(
         self, run_seed: int, indices: IntArray, persona: PersonaBatch | None = None
     ) -> TrajectoryBatch:
-        n, p = len(indices), len(self.keywords)
         u = stage_uniforms(run_seed, indices, Stage.TRAJECTORY, self.n_uniforms)
         win = draw(self._window_cum, u[:, 0])
+        visit = self._starts[win] + u[:, 2] * self._spans[win]
+        ages, sex = persona_at(persona, visit, len(indices))
+        chosen, keys = self.choose(u, win, ages, sex)
+        base = 3 + self.k_max + len(self.keywords)
+        out = self.keywords_of(chosen, keys, u[:, base : base + self._top], ages, sex)
+        return TrajectoryBatch(win, visit, ages if persona is not None else None, out)
+
+    def drawable(self, win: IntArray, ages: IntArray, sex: IntArray) -> np.ndarray:
+        """(n, p): the pool symptoms each record may document (stage, age and sex)."""
+        allowed = requirement_mask(self._min_age, self._max_age, self._sex_req, ages, sex)
+        return allowed & self.stage_ok[win]
+
+    def choose(
+        self,
+        u: FloatArray,
+        win: IntArray,
+        ages: IntArray,
+        sex: IntArray,
+        carried: np.ndarray | None = None,
+        barred: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, FloatArray]:
+        """(n, p) chosen pool symptoms and their keys, from the records' uniforms ``u``
+        (layout: ``n_uniforms`` columns; column 0 unused here).
+
+        ``carried`` symptoms (longitudinal patients: documented again from the previous visit)
+        are always chosen and take their slots out of ``k``; ``barred`` ones (the previous
+        visit's) are not drawn again, though a core-criterion group may pull one back in.
+        """
+        n, p = len(win), len(self.keywords)
         lam = self.expected_keywords[win]
         k = np.floor(lam) + (u[:, 1] < lam - np.floor(lam))
         k = np.clip(k, self.min_keywords, self.k_max).astype(np.int64)
-        visit = self._starts[win] + u[:, 2] * self._spans[win]
-        if persona is not None:
-            ages = persona.visit_ages(visit)
-            sex = persona.sex
-        else:
-            ages = np.full(n, -1, dtype=np.int64)
-            sex = np.full(n, UNKNOWN_SEX, dtype=np.int64)
+        if carried is not None:
+            k = np.maximum(k - carried.sum(axis=1), 0)
         slots = 3 + np.arange(self.k_max)
         cats = draw_rows(
             self._category_cum, np.repeat(win, self.k_max), u[:, slots].ravel()
@@ -342,34 +365,54 @@ class TrajectorySampler:
         np.add.at(counts, (np.repeat(np.arange(n), self.k_max)[used.ravel()], cats[used]), 1)
         base = 3 + self.k_max
         keys = self._log_weights[win] + gumbel(u[:, base : base + p])
-        allowed = requirement_mask(self._min_age, self._max_age, self._sex_req, ages, sex)
-        keys = np.where(allowed, keys, -np.inf)
-        self._refill(counts, keys, win, u[:, self.n_uniforms - self.k_max :])
+        keys = np.where(self.drawable(win, ages, sex), keys, -np.inf)
+        pick = keys if barred is None else np.where(barred, -np.inf, keys)
+        self._refill(counts, pick, win, u[:, self.n_uniforms - self.k_max : self.n_uniforms])
         chosen = np.zeros((n, p), dtype=bool)
         for c, members in enumerate(self.members):
             if members.size == 0:
                 continue
-            sub = keys[:, members]
+            sub = pick[:, members]
             take = np.minimum(counts[:, c], np.isfinite(sub).sum(axis=1))
             ranked = -np.sort(-sub, axis=1)
             threshold = ranked[np.arange(n), np.maximum(take - 1, 0)]
             keep = (sub >= threshold[:, None]) & np.isfinite(sub)
             chosen[:, members] = keep & (take[:, None] > 0)
-        meet_core(chosen, keys, self.core, self._diagnosed[win])
-        # the chosen keywords of each record, in descending key order (a random order), each
-        # written as one of its surface forms (the record's next uniform) in its voice
+        if carried is None:
+            meet_core(chosen, keys, self.core, self._diagnosed[win])
+        else:
+            chosen |= carried
+            # carried symptoms are never swapped out for a core member (infinite key)
+            meet_core(chosen, np.where(carried, np.inf, keys), self.core, self._diagnosed[win])
+        return chosen, keys
+
+    def keywords_of(
+        self, chosen: np.ndarray, keys: FloatArray, u: FloatArray, ages: IntArray, sex: IntArray
+    ) -> list[list[Keyword]]:
+        """The chosen keywords of each record, in descending key order (a random order), each
+        written as one of its surface forms (the record's next uniform of ``u``, one column
+        per rank) in its voice."""
+        n = len(chosen)
         rows, cols = np.nonzero(chosen)
         order = np.lexsort((-keys[rows, cols], rows))
         rows, cols = rows[order], cols[order]
         per_record = np.bincount(rows, minlength=n)
         ends = np.cumsum(per_record)
         rank = np.arange(len(rows)) - (ends - per_record)[rows]
-        forms = np.floor(u[rows, base + p + rank] * self._n_forms[cols]).astype(np.int64)
+        forms = np.floor(u[rows, rank] * self._n_forms[cols]).astype(np.int64)
         voice = voice_of(sex, ages)[rows]
         flat = [
             self.keywords[j][f][v]
             for j, f, v in zip(cols.tolist(), forms.tolist(), voice.tolist(), strict=True)
         ]
         bounds = [0, *ends.tolist()]
-        out = [flat[a:b] for a, b in pairwise(bounds)]
-        return TrajectoryBatch(win, visit, ages if persona is not None else None, out)
+        return [flat[a:b] for a, b in pairwise(bounds)]
+
+
+def persona_at(
+    persona: PersonaBatch | None, visit_months: FloatArray, n: int
+) -> tuple[IntArray, IntArray]:
+    """Whole-year ages at the visits and sex codes (-1 and unknown without a persona)."""
+    if persona is None:
+        return np.full(n, -1, dtype=np.int64), np.full(n, UNKNOWN_SEX, dtype=np.int64)
+    return persona.visit_ages(visit_months), persona.sex
