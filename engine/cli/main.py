@@ -21,6 +21,7 @@ from engine.cli import finetune as finetune_cli
 from engine.cli import generate as generate_cli
 from engine.cli import plan as plan_cli
 from engine.cli import serve as serve_cli
+from engine.cli import timeline as timeline_cli
 from kg.cli import kg_app, make_console
 from kg.errors import KgError, ValidationFailed
 from kg.settings import DEFAULT_QUERY_TIMEOUT, resolve_settings
@@ -96,6 +97,7 @@ evaluate_cli.register(app)
 finetune_cli.register(app)
 experiment_cli.register(app)
 serve_cli.register(app)
+timeline_cli.register(app)
 
 _err = make_console(stderr=True)
 

@@ -110,6 +110,10 @@ def sections(spec: GenerationSpec) -> list[tuple[str, str]]:
         first, *rest = spec.sections
         return [(first.title, f"{who} {complaint}.{more}"), *((s.title, assessment) for s in rest)]
     timing = f" This visit takes place {spec.window.phrase}." if spec.window else ""
+    if spec.history:
+        last = spec.history[-1]
+        seen = f" for {_listed(list(last.symptoms))}" if last.symptoms else ""
+        timing += f" Follow-up: visit {len(spec.history) + 1}, last seen{seen}."
     opener = rng.choice(_OPENERS)
     return [
         ("Subjective", f"{who} {opener} and {complaint}.{more}{_conditions(spec)}{timing}"),
