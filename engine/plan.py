@@ -231,6 +231,7 @@ class CompiledRecipe:
         pairs = list(zip(rows.tolist(), visits.tolist(), strict=True))
         name, count = self.recipe.name, self.patients.visits
         refs, empty = self.patients.window_refs, [()] * n
+        ids = [patient_id(name, run_seed, p) for p in uniq.tolist()]
         return self._assemble(
             run_seed,
             indices,
@@ -240,14 +241,14 @@ class CompiledRecipe:
                     assemble(
                         PatientVisit,
                         {
-                            "patient_id": patient_id(name, run_seed, p),
+                            "patient_id": ids[r],
                             "patient_index": p,
                             "visit_index": v,
                             "visits": count,
                             "day": d,
                         },
                     )
-                    for p, v, d in zip(patients.tolist(), visits.tolist(), days, strict=True)
+                    for (r, v), p, d in zip(pairs, patients.tolist(), days, strict=True)
                 ],
                 "history": [pasts[r][:v] for r, v in pairs],
                 "window": [refs[w] for w in schedule[visits].tolist()],
