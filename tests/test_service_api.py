@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.browser import browse, console_messages
-from tests.engine_graph import AD_SYMPTOMS
+from tests.engine_graph import AD_SYMPTOMS, AD_WINDOWS
 from tests.llm_server import ServerConfig, ThreadServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -198,6 +198,23 @@ def test_a_job_runs_to_completion_and_matches_the_cli(
     from_cli = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["record_id"] for r in records} == {r["record_id"] for r in from_cli}
     assert "sk-test" not in json.dumps(records)
+
+
+def test_a_patients_job_writes_each_patient_s_whole_history(service: Service) -> None:
+    # the fixture's windows give no visits: one per window of positive weight
+    visits = sum(1 for _, _, _, weight, _ in AD_WINDOWS.values() if weight > 0)
+    started = service.post("/v1/generations", {"icd": "G30.9", "n": 2, "patients": True, "seed": 5})
+    assert started.status_code == 202, started.text
+    assert started.json()["progress"]["total"] == 2 * visits
+    done = _wait(service, started.json()["id"], {"complete", "failed"})
+    assert done["status"] == "complete", done
+    records = _records(service, done["id"])
+    by_patient: dict[str, list[int]] = {}
+    for r in records:
+        patient = r["spec"]["patient"]
+        by_patient.setdefault(patient["patient_id"], []).append(patient["visit_index"])
+    assert len(by_patient) == 2
+    assert all(sorted(v) == list(range(visits)) for v in by_patient.values())
 
 
 def test_named_queries_are_listed_and_run_read_only(service: Service) -> None:

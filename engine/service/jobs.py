@@ -46,7 +46,14 @@ class GenerationRequest(BaseModel):
     disease: str | None = Field(
         default=None, min_length=1, max_length=200, examples=["Alzheimer's disease"]
     )
-    n: int = Field(ge=1, description="records to generate (the server caps it)")
+    n: int = Field(
+        ge=1, description="records to generate, or patients with `patients` (the server caps it)"
+    )
+    patients: bool = Field(
+        default=False,
+        description="n counts longitudinal patients, each the disease's visits "
+        "(docs/recipes.md#longitudinal-patients)",
+    )
     recipe: str = Field(default="dualalign", min_length=1, max_length=64)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     allow_thin: bool = Field(
@@ -66,6 +73,7 @@ class GenerationRequest(BaseModel):
                 icd=(self.icd,) if self.icd is not None else (),
                 disease=(self.disease,) if self.disease is not None else (),
                 n=self.n,
+                patients=self.patients,
                 seed=self.seed,
                 thin=ThinPolicy(allow=self.allow_thin),
             )
