@@ -13,7 +13,9 @@ import copy
 import json
 import random
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from math import floor
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,12 @@ import pytest
 
 from engine.audit.specs import audit_specs
 from engine.spec import GenerationSpec, patient_id
+from kg.batch import GraphBatch
 from kg.settings import GraphSettings
 from kg.store import GraphStore, open_store
 from kg.store.writer import write_batch
 from tests.cli import kgsynth, store_env
+from tests.engine_graph import curated_seed, open_embedded
 from tests.test_audit_specs import (
     AFTER,
     AGITATED,
@@ -292,3 +296,188 @@ def test_cli_prints_timeline_findings(graph_file: Path, tmp_path: Path) -> None:
     assert f"{P0} visit 1" in line and "sex 'male'" in line and rid(1) in line
     assert "persistence (note)  persistence 0.5  1 of 1" in out.stdout
     assert "longitudinal patients: patients 1, visits 4" in out.stdout
+
+
+# --- patients planned by ``kgsynth plan --patients`` on the curated seed ---------------------
+
+AD_CODE = "G30.9"
+PATIENTS = 200
+
+
+@pytest.fixture(scope="module")
+def seed_content() -> GraphBatch:
+    return curated_seed()
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory, seed_content: GraphBatch) -> Path:
+    path = tmp_path_factory.mktemp("audit-timeline-seeded") / "graph.db"
+    with open_embedded(path) as st:
+        st.apply_schema()
+        write_batch(st, seed_content)
+    return path
+
+
+@pytest.fixture(scope="module")
+def planned(seeded: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("audit-timeline-plan") / "specs.jsonl"
+    env = store_env(GraphSettings(uri=f"embedded:{seeded}"))
+    args = ("--recipe", "dualalign", "--icd", AD_CODE, "--patients", str(PATIENTS), "--seed", "7")
+    done = kgsynth("plan", *args, "-o", str(out), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def seeded_store(seeded: Path) -> Iterator[GraphStore]:
+    st = open_embedded(seeded)
+    yield st
+    st.close()
+
+
+def plan_records(planned: Path) -> list[Record]:
+    return [json.loads(line) for line in planned.read_text().splitlines()]
+
+
+def by_patient(records: list[Record]) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        out[r["patient"]["patient_id"]].append(r)
+    for visits in out.values():
+        visits.sort(key=lambda r: r["patient"]["visit_index"])
+    return out
+
+
+def recount_persistence(
+    records: list[Record], content: GraphBatch
+) -> tuple[int, int, dict[tuple[str, int], tuple[int, int]]]:
+    """(kept, opportunities, per patient visit) by hand: the symptom requirements from the seed
+    rows, each transition into a window before the diagnosis of consecutive visits."""
+    needs = {
+        s.id: (getattr(s, "min_age", None), getattr(s, "max_age", None), getattr(s, "sex", None))
+        for s in content.nodes["Symptom"].values()
+    }
+    kept = total = 0
+    per: dict[tuple[str, int], tuple[int, int]] = {}
+    for p, visits in by_patient(records).items():
+        for a, b in pairwise(visits):
+            if b["window"]["diagnosed"]:
+                continue
+            age, sex = b["persona"]["age"], b["persona"]["attributes"].get("sex")
+            stage = b["window"]["stage"]
+            previous = {k["symptom_id"]: k["stage"] for k in a["keywords"]}
+            pool = []
+            for sid, s_stage in previous.items():
+                lo, hi, need_sex = needs[sid]
+                if s_stage is not None and stage is not None and s_stage > stage:
+                    continue
+                if (lo is not None and age < lo) or (hi is not None and age > hi):
+                    continue
+                if need_sex is not None and sex != need_sex:
+                    continue
+                pool.append(sid)
+            now = {k["symptom_id"] for k in b["keywords"]}
+            k = sum(s in now for s in pool)
+            kept, total = kept + k, total + len(pool)
+            if pool:
+                per[(p, b["patient"]["visit_index"])] = (k, len(pool))
+    return kept, total, per
+
+
+def test_planned_patients_pass_and_persistence_matches_a_recount(
+    planned: Path, seeded: Path, seeded_store: GraphStore, seed_content: GraphBatch
+) -> None:
+    env = store_env(GraphSettings(uri=f"embedded:{seeded}"))
+    out = kgsynth("audit", str(planned), env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+    records = plan_records(planned)
+    patients = by_patient(records)
+    assert len(patients) == PATIENTS
+    visits = len(next(iter(patients.values())))
+    assert f"{PATIENTS * visits} records checked, 0 violations" in out.stdout
+    assert f"longitudinal patients: patients {PATIENTS}, visits {PATIENTS * visits}" in out.stdout
+    kept, total, _ = recount_persistence(records, seed_content)
+    rho = {r["window"]["persistence"] for r in records if not r["window"]["diagnosed"]}
+    assert len(rho) == 1  # the seed gives the windows before the diagnosis one persistence
+    (note,) = [f for f in audit_specs(seeded_store, records).findings if f.rule == "persistence"]
+    assert note.severity == "note" and note.subject == f"persistence {rho.pop():g}"
+    assert note.message.startswith(f"{kept} of {total} previous-visit symptoms")
+    assert total >= 100
+    # any order, any part: shuffled, every third record left out
+    part = records[:]
+    random.Random(3).shuffle(part)
+    assert audit_specs(seeded_store, part[::3]).violations == []
+
+
+def planted(seeded_store: GraphStore, records: list[Record], patient: str) -> set[tuple[str, str]]:
+    """The (rule, subject) pairs of the violations, each of which must name ``patient``."""
+    violations = audit_specs(seeded_store, records).violations
+    assert violations
+    for f in violations:
+        assert patient in f.subject + f.message, f
+    return {(f.rule, f.subject) for f in violations}
+
+
+def test_corrupted_plans_name_the_patient(planned: Path, seeded_store: GraphStore) -> None:
+    records = plan_records(planned)
+
+    def fresh(p: int) -> tuple[list[Record], list[Record], str]:
+        copy_ = copy.deepcopy(records)
+        pid_ = by_patient(copy_)
+        name = patient_id("dualalign", 7, p)
+        return copy_, pid_[name], name
+
+    # one visit's sex flipped (its keywords may also mention the sex: pronoun findings)
+    recs, visits, name = fresh(5)
+    sex = visits[3]["persona"]["attributes"]["sex"]
+    visits[3]["persona"]["attributes"]["sex"] = "male" if sex == "female" else "female"
+    assert ("persona", f"{name} visit 3") in planted(seeded_store, recs, name)
+    # an age going backwards (later histories still hold the old age)
+    recs, visits, name = fresh(7)
+    visits[5]["persona"]["age"] = visits[4]["persona"]["age"] - 1
+    assert ("timeline", f"{name} visit 5") in planted(seeded_store, recs, name)
+    # a history entry dropped
+    recs, visits, name = fresh(9)
+    del visits[6]["history"][2]
+    assert planted(seeded_store, recs, name) == {("history", f"{name} visit 6")}
+    # a history symptom altered: the entry of visit 1 at visit 4 loses a symptom
+    recs, visits, name = fresh(11)
+    assert visits[4]["history"][1]["symptom_ids"]
+    visits[4]["history"][1]["symptom_ids"].pop(0)
+    assert planted(seeded_store, recs, name) == {("history", f"{name} visit 4")}
+
+
+def test_persistence_forced_to_zero_is_a_violation(
+    planned: Path, seeded_store: GraphStore, seed_content: GraphBatch
+) -> None:
+    # every even patient: at each visit before the diagnosis, the previous visit's symptoms
+    # are deleted (and the later histories follow), so none persists
+    records = plan_records(planned)
+    for p, visits in by_patient(records).items():
+        if int(p.rsplit("p", 1)[1]) % 2:
+            continue
+        for j in range(1, len(visits)):
+            b = visits[j]
+            if b["window"]["diagnosed"]:
+                continue
+            previous = {k["symptom_id"] for k in visits[j - 1]["keywords"]}
+            b["keywords"] = [k for k in b["keywords"] if k["symptom_id"] not in previous]
+            left = [k["symptom_id"] for k in b["keywords"]]
+            for later in visits[j + 1 :]:
+                later["history"][j]["symptom_ids"] = list(dict.fromkeys(left))
+    kept, total, per = recount_persistence(records, seed_content)
+    rho = 0.6
+    z = (kept - total * rho) / (total * rho * (1 - rho)) ** 0.5
+    assert z < -4
+    violations = audit_specs(seeded_store, records).violations
+    assert [(f.rule, f.subject) for f in violations] == [("persistence", f"persistence {rho:g}")]
+    message = violations[0].message
+    assert message.startswith(f"{kept} of {total} previous-visit symptoms")
+    assert f"z {z:+.1f}" in message
+    named = re.findall(r"(dualalign-7-p\d+) visit (\d+) \((\d+) of (\d+)\)", message)
+    assert named
+    worst = min(k - rho * m for k, m in per.values())
+    for p, j, k, m in named:
+        assert per[(p, int(j))] == (int(k), int(m))
+    first = named[0]
+    assert int(first[2]) - rho * int(first[3]) == pytest.approx(worst)

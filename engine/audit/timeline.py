@@ -31,6 +31,7 @@ from math import isclose, sqrt
 from typing import Any
 
 from engine.audit.findings import Finding
+from engine.samplers.patients import DAYS_PER_MONTH
 from kg.coherence import age_allows, stage_allows
 
 Record = dict[str, Any]
@@ -39,8 +40,6 @@ Need = tuple[int | None, int | None, str | None]
 
 #: ``visit_months`` is written to 0.1 month.
 MONTH_TOLERANCE = 0.05
-#: 365.2425 / 12: the planner's days per month for the visits' date offsets
-DAYS_PER_MONTH = 30.436875
 #: |z| beyond which observed persistence contradicts the parameter, and the least evidence
 Z_LIMIT = 4.0
 MIN_OPPORTUNITIES = 100
