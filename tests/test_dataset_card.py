@@ -205,7 +205,9 @@ def test_card_and_summary_figures_match_the_hand_counts(
         "sentences with an affirmed mention": 4,
     }
     assert summary.review == {"flagged for review": 1, "not flagged": 2}
+    assert summary.split_unit == "record" and summary.splits["train"].patients is None
     card = (out / "README.md").read_text()
+    assert "Patients per split" not in card and "| patients |" not in card
     for line in (
         "| train | 3 | 6 | 3 | 3 |",
         "| validation | 0 | 0 | 0 | 0 |",
@@ -218,6 +220,7 @@ def test_card_and_summary_figures_match_the_hand_counts(
         "Notes file `notes.jsonl`: 5 ok, 1 rejected (latest line per record). Notes used: 3.",
         "- annotation failed: 1\n- not annotated: 1\n- note rejected: 1",
         "Empty, so not written: validation, test.",
+        "By record (all sentences of a note are in one split): method `hash`, seed 0",
         "Rejected notes in the notes file: 1 (never in this dataset).",
         '- checks: ["privacy", "leakage"]\n- ngram: 12',
         '- checked: 7\n- rejected: {"leakage": 1, "privacy": 3}',

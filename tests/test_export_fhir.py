@@ -6,15 +6,18 @@ import base64
 import hashlib
 import json
 import random
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
 from engine.runner.records import NoteRecord
 from tests.test_dataset_inputs import failed, generate, kgsynth, rejected, write_jsonl
+from tests.test_dataset_patients import patient_notes
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -171,3 +174,74 @@ def test_no_ok_note_gives_a_valid_bundle_without_entries(
     data = json.loads(out.read_text())
     assert "entry" not in data and data["type"] == "collection"
     Bundle.model_validate(data)
+
+
+def age_on(born: date, day: date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def test_a_patients_visits_share_one_patient_and_are_dated_in_visit_order(
+    graph: Path, notes: list[NoteRecord], tmp_path: Path
+) -> None:
+    """6 patients per code (G30.9, G30.0), 3 visits each, one visit failed later, plus the
+    plain notes: one Patient per patient, each visit's subject its own Patient, each visit
+    dated 2000-01-01 + its day; plain notes keep no subject and no Patient."""
+    visits = patient_notes(graph, tmp_path / "p.jsonl", 6, "--icd", "G30.9,G30.0", "--seed", "4")
+    gone = visits[1]
+    lines = [n.model_dump_json() for n in [*visits, *notes]] + [failed(gone)]
+    bundle = export(write_jsonl(tmp_path / "n.jsonl", lines), tmp_path / "b.json")
+    entries = bundle.entry or []
+    patients = {e.fullUrl: e.resource for e in entries if isinstance(e.resource, Patient)}
+    docs = {
+        str((e.resource.identifier or [])[0].value): e.resource
+        for e in entries
+        if isinstance(e.resource, DocumentReference)
+    }
+    assert len(entries) == len(patients) + len(docs)
+    kept = [n for n in visits if n.record_id != gone.record_id]
+    assert sorted(docs) == sorted(n.record_id for n in [*kept, *notes])
+    by_patient: dict[str, list[NoteRecord]] = {}
+    for note in kept:
+        assert note.spec is not None and note.spec.patient is not None
+        by_patient.setdefault(note.spec.patient.patient_id, []).append(note)
+    assert len(by_patient) == 12
+    # exactly one Patient per patient id, its fullUrl its own id, tagged synthetic
+    pid_of = {}
+    for url, patient in patients.items():
+        assert url == f"urn:uuid:{patient.id}"
+        assert patient.identifier is not None and len(patient.identifier) == 1
+        assert patient.identifier[0].system == "urn:kgsynth:patient-id"
+        assert patient.meta is not None and patient.meta.tag is not None
+        assert patient.meta.tag[0].code == "HTEST"
+        pid_of[url] = str(patient.identifier[0].value)
+    assert sorted(pid_of.values()) == sorted(by_patient)
+    url_of = {p: url for url, p in pid_of.items()}
+    raw = {
+        e["resource"]["id"]: e["resource"]
+        for e in json.loads((tmp_path / "b.json").read_text())["entry"]
+    }
+    for patient_id, own in by_patient.items():
+        patient = patients[url_of[patient_id]]
+        days = []
+        for note in sorted(
+            own, key=lambda n: n.spec.patient.visit_index if n.spec and n.spec.patient else 0
+        ):
+            assert note.spec is not None and note.spec.patient is not None
+            assert note.spec.persona is not None and note.spec.persona.age is not None
+            doc = docs[note.record_id]
+            assert doc.subject is not None and doc.subject.reference == url_of[patient_id]
+            when = date(2000, 1, 1) + timedelta(days=note.spec.patient.day)
+            period = raw[doc.id]["context"]["period"]
+            assert period == {"start": when.isoformat(), "end": when.isoformat()}
+            assert patient.gender == note.spec.persona.attributes["sex"]
+            # required binding (R4 administrative-gender)
+            assert patient.gender in {"male", "female", "other", "unknown"}
+            # the birth date gives the persona's age at every visit
+            born = date.fromisoformat(raw[patient.id]["birthDate"])
+            assert age_on(born, when) == note.spec.persona.age
+            days.append(when)
+        assert days == sorted(days) and days[0] >= date(2000, 1, 1)
+    for note in notes:
+        doc = docs[note.record_id]
+        assert doc.subject is None
+        assert doc.context is not None and doc.context.period is None

@@ -43,11 +43,14 @@ def _counts(items: Any) -> dict[str, int]:
     return dict(sorted(Counter(items).items()))
 
 
-def _split_counts(rows: list[dict[str, Any]], notes: int, labels: list[str]) -> SplitCounts:
+def _split_counts(
+    rows: list[dict[str, Any]], notes: int, patients: int | None, labels: list[str]
+) -> SplitCounts:
     label_counts = Counter(labels[r["label"]] for r in rows)
     binary = Counter(BINARY_NAMES[r["binary_label"]] for r in rows)
     return SplitCounts(
         notes=notes,
+        patients=patients,
         sentences=len(rows),
         labels={name: label_counts[name] for name in labels},
         binary={name: binary[name] for name in BINARY_NAMES},
@@ -156,12 +159,20 @@ def build_dataset(
     note_list = [n for n, _ in built.used.values()]
     annotated = [a for _, a in built.used.values()]
     specs = [n.spec for n in note_list if n.spec is not None]
-    where = assign({n.record_id: n.spec.icd_code if n.spec else None for n in note_list}, split)
+    patients = {
+        n.record_id: n.spec.patient.patient_id
+        for n in note_list
+        if n.spec is not None and n.spec.patient is not None
+    }
+    where = assign(
+        {n.record_id: n.spec.icd_code if n.spec else None for n in note_list}, split, patients
+    )
     by_split: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
     for row in sorted(built.rows, key=lambda r: (r["record_id"], r["sentence_index"])):
         by_split[where[row["record_id"]]].append(row)
     labels = list(built.scheme.names)
     notes_per_split = Counter(where.values())
+    patients_per_split = Counter({pid: where[rid] for rid, pid in patients.items()}.values())
     manifest_file = manifest_path(notes_path)
     manifest = read_manifest(manifest_file)
     summary = DatasetSummary(
@@ -170,6 +181,7 @@ def build_dataset(
         annotations_file=annotations_path.name,
         annotations_sha256=_sha256(annotations_path),
         split=split,
+        split_unit="patient" if patients else "record",
         scheme=built.scheme.name,
         labels=labels,
         category_ids=list(built.scheme.category_ids),
@@ -177,7 +189,13 @@ def build_dataset(
         notes_used=len(built.used),
         excluded=_counts(built.excluded.elements()),
         splits={
-            name: _split_counts(by_split[name], notes_per_split[name], labels) for name in SPLITS
+            name: _split_counts(
+                by_split[name],
+                notes_per_split[name],
+                patients_per_split[name] if patients else None,
+                labels,
+            )
+            for name in SPLITS
         },
         kg_hashes=sorted({s.kg_hash for s in specs}),
         run_kg_hash=((manifest or {}).get("source") or {}).get("kg_hash"),

@@ -59,15 +59,21 @@ def _synthetic(s: DatasetSummary) -> list[str]:
 
 
 def _contents(s: DatasetSummary) -> list[str]:
+    by_patient = s.split_unit == "patient"
     counts = {
-        name: [c.notes, c.sentences, c.binary["symptom"], c.binary["no symptom"]]
+        name: [
+            *([c.patients or 0] if by_patient else []),
+            c.notes,
+            c.sentences,
+            c.binary["symptom"],
+            c.binary["no symptom"],
+        ]
         for name, c in s.splits.items()
     }
     total = [sum(column) for column in zip(*counts.values(), strict=True)]
     rows: list[list[Any]] = [[name, *c] for name, c in counts.items()]
-    out = _table(
-        ["split", "notes", "sentences", "symptom", "no symptom"], [*rows, ["total", *total]]
-    )
+    header = ["split", *(["patients"] if by_patient else []), "notes", "sentences"]
+    out = _table([*header, "symptom", "no symptom"], [*rows, ["total", *total]])
     statuses = ", ".join(f"{v} {k}" for k, v in s.note_statuses.items()) or "none"
     out += [
         "",
@@ -95,10 +101,19 @@ def _labels(s: DatasetSummary) -> list[str]:
 def _splits(s: DatasetSummary) -> list[str]:
     ratios = "/".join(f"{r:g}" for r in s.split.ratios)
     empty = [name for name in SPLITS if not s.splits[name].sentences]
+    unit = (
+        "By patient (all visits of a longitudinal patient, and all sentences of a note, are "
+        "in one split; a note without a patient is a unit of its own)"
+        if s.split_unit == "patient"
+        else "By record (all sentences of a note are in one split)"
+    )
     out = [
-        f"By record (all sentences of a note are in one split): method `{s.split.method}`, "
-        f"seed {s.split.seed}, ratios train/validation/test {ratios}.",
+        f"{unit}: method `{s.split.method}`, seed {s.split.seed}, "
+        f"ratios train/validation/test {ratios}.",
     ]
+    if s.split_unit == "patient":
+        per = ", ".join(f"{name} {s.splits[name].patients or 0}" for name in SPLITS)
+        out.append(f"Patients per split: {per}.")
     if empty:
         out.append(f"Empty, so not written: {', '.join(empty)}.")
     return out

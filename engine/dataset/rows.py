@@ -86,6 +86,7 @@ def persona_keys(notes: Iterable[NoteRecord]) -> tuple[str, ...]:
 def _note_fields(note: NoteRecord, annotation: AnnotatedNote) -> dict[str, Any]:
     spec = note.spec
     window = spec.window if spec else None
+    visit = spec.patient if spec else None
     return {
         "record_id": note.record_id,
         "recipe": spec.recipe if spec else None,
@@ -96,6 +97,9 @@ def _note_fields(note: NoteRecord, annotation: AnnotatedNote) -> dict[str, Any]:
         "window_order": window.order if window else None,
         "window_diagnosed": window.diagnosed if window else None,
         "visit_months": spec.visit_months if spec else None,
+        "patient_id": visit.patient_id if visit else None,
+        "visit_index": visit.visit_index if visit else None,
+        "visit_day": visit.day if visit else None,
         "backend": note.backend,
         "model": note.model,
         "kg_hash": spec.kg_hash if spec else None,

@@ -1,10 +1,17 @@
-"""Deterministic train / validation / test splits by record: a note is never in two splits.
+"""Deterministic train / validation / test splits by unit: a note is never in two splits,
+and all visits of a longitudinal patient are in one split.
 
-``hash`` (the default): each record's bucket comes from sha256(split seed, record id) alone,
-so a record keeps its split whatever else the dataset holds (a grown dataset never moves a
-test note into train). ``stratified``: within each ICD code, records ordered by the same
-hash fill the splits by exact quotas (largest remainders), so small datasets get the ratios
-per code; adding records can move records near a quota boundary.
+The split unit is the record, or for a record of a longitudinal patient (``spec.patient``)
+the patient: every visit of a patient goes where its patient goes.
+
+``hash`` (the default): each unit's bucket comes from sha256(split seed, unit id) alone (the
+record id, or the patient id), so a unit keeps its split whatever else the dataset holds (a
+grown dataset never moves a test note into train). ``stratified``: within each ICD code,
+units ordered by the same hash fill the splits by exact quotas (largest remainders), so small
+datasets get the ratios per code; adding records can move units near a quota boundary. A
+patient counts once in the quotas, whatever its number of visits (with the planner's fixed
+visit schedule every patient has the same number, so notes follow the same ratios unless
+visits were left out); its stratum is the code of its first record by record id.
 """
 
 from __future__ import annotations
@@ -56,9 +63,10 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     return a, b, c
 
 
-def unit(seed: int, record_id: str) -> float:
-    """The record's point in [0, 1): the first 8 bytes of sha256("seed:record_id")."""
-    digest = hashlib.sha256(f"{seed}:{record_id}".encode()).digest()
+def unit(seed: int, unit_id: str) -> float:
+    """A unit's point in [0, 1): the first 8 bytes of sha256("seed:unit_id") (the unit id is
+    a record id, or a patient id for a longitudinal patient's records)."""
+    digest = hashlib.sha256(f"{seed}:{unit_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -72,7 +80,7 @@ def _bucket(point: float, ratios: tuple[float, float, float]) -> str:
 
 
 def _quotas(n: int, ratios: tuple[float, float, float]) -> list[int]:
-    """Exact split sizes for ``n`` records by largest remainder (ties: earlier split)."""
+    """Exact split sizes for ``n`` units by largest remainder (ties: earlier split)."""
     shares = [n * r for r in ratios]
     counts = [int(s) for s in shares]
     order = sorted(range(3), key=lambda i: (-(shares[i] - counts[i]), i))
@@ -81,18 +89,31 @@ def _quotas(n: int, ratios: tuple[float, float, float]) -> list[int]:
     return counts
 
 
-def assign(records: Mapping[str, str | None], config: SplitConfig) -> dict[str, str]:
-    """Split name per record id; ``records`` maps record id -> ICD code (the stratum)."""
+def assign(
+    records: Mapping[str, str | None],
+    config: SplitConfig,
+    patients: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Split name per record id; ``records`` maps record id -> ICD code (the stratum) and
+    ``patients`` record id -> patient id for the records of longitudinal patients (one unit
+    per patient; every other record is a unit of its own)."""
+    patients = patients or {}
+    # unit -> its records; kinds keep a patient id apart from a record id that spells the same
+    units: dict[tuple[str, str], list[str]] = {}
+    for rid in sorted(records):
+        pid = patients.get(rid)
+        units.setdefault(("patient", pid) if pid is not None else ("record", rid), []).append(rid)
     if config.method is SplitMethod.hash:
-        return {rid: _bucket(unit(config.seed, rid), config.ratios) for rid in records}
-    strata: dict[str | None, list[str]] = {}
-    for rid, code in records.items():
-        strata.setdefault(code, []).append(rid)
-    out: dict[str, str] = {}
-    for members in strata.values():
-        members.sort(key=lambda rid: (unit(config.seed, rid), rid))
-        start = 0
-        for name, count in zip(SPLITS, _quotas(len(members), config.ratios), strict=True):
-            out.update(dict.fromkeys(members[start : start + count], name))
-            start += count
-    return out
+        where = {key: _bucket(unit(config.seed, key[1]), config.ratios) for key in units}
+    else:
+        strata: dict[str | None, list[tuple[str, str]]] = {}
+        for key, members in units.items():
+            strata.setdefault(records[members[0]], []).append(key)
+        where = {}
+        for keys in strata.values():
+            keys.sort(key=lambda k: (unit(config.seed, k[1]), k[1], k[0]))
+            start = 0
+            for name, count in zip(SPLITS, _quotas(len(keys), config.ratios), strict=True):
+                where.update(dict.fromkeys(keys[start : start + count], name))
+                start += count
+    return {rid: where[key] for key, members in units.items() for rid in members}

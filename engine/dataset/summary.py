@@ -13,6 +13,8 @@ SUMMARY_VERSION = 1
 
 class SplitCounts(BaseModel):
     notes: int
+    #: longitudinal patients in the split (None when no note has a patient)
+    patients: int | None = None
     sentences: int
     labels: dict[str, int]
     binary: dict[str, int]
@@ -29,6 +31,8 @@ class DatasetSummary(BaseModel):
     annotations_file: str
     annotations_sha256: str
     split: SplitConfig
+    #: what a split holds whole: ``record``, or ``patient`` when a note has a patient
+    split_unit: str = "record"
     scheme: str | None
     labels: list[str]
     category_ids: list[str | None]
