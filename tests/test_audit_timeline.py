@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from engine.audit.specs import audit_specs
+from engine.audit.specs import audit_specs, audit_specs_file
+from engine.errors import EngineError
 from engine.spec import GenerationSpec, patient_id
 from kg.batch import GraphBatch
 from kg.settings import GraphSettings
@@ -255,6 +256,15 @@ def test_history_checked_against_another_history_when_the_visit_is_absent(
     result = audit_specs(store, records)
     assert [(f.rule, f.subject) for f in result.violations] == [("history", f"{pid(1)} visit 3")]
     assert "visit 1's history" in result.violations[0].message
+
+
+def test_a_malformed_patient_names_file_and_line(store: GraphStore, tmp_path: Path) -> None:
+    records = patient(0)
+    del records[2]["patient"]["day"]
+    path = tmp_path / "specs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(EngineError, match=r"specs.jsonl:3: not a kgsynth spec .*'day'"):
+        audit_specs_file(store, path)
 
 
 def persistence(store: GraphStore, records: list[Record]) -> list[Any]:
