@@ -19,6 +19,7 @@ import pytest
 
 from engine.dataset.build import build_dataset
 from engine.dataset.splits import SplitConfig, SplitMethod, assign
+from engine.dataset.summary import DatasetSummary
 from engine.runner.records import NoteRecord
 from engine.spec import GenerationSpec
 from tests.test_dataset_inputs import annotate, failed, generate, kgsynth, write_jsonl
@@ -101,9 +102,26 @@ def test_hash_splits_put_a_patients_visits_where_its_patient_id_hashes(
     cohort: Cohort, tmp_path: Path, seed: int, ratios: tuple[float, float, float]
 ) -> None:
     out = tmp_path / "ds"
-    summary = build_dataset(
-        cohort.notes, cohort.annotations, out, SplitConfig(ratios=ratios, seed=seed), force=False
-    )
+    if seed == 7:  # through the real command
+        done = kgsynth(
+            "dataset",
+            "build",
+            "--notes",
+            str(cohort.notes),
+            "--annotations",
+            str(cohort.annotations),
+            "-o",
+            str(out),
+            "--split-seed",
+            "7",
+            "--ratios",
+            "50/25/25",
+        )
+        assert done.returncode == 0, done.stderr
+        summary = DatasetSummary.model_validate_json((out / "dataset.json").read_text())
+    else:
+        config = SplitConfig(ratios=ratios, seed=seed)
+        summary = build_dataset(cohort.notes, cohort.annotations, out, config, force=False)
     where = splits_of(out)
     assert cohort.failed_id not in where
     for note in cohort.patient_notes:
