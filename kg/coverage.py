@@ -16,7 +16,6 @@ unless ``--allow-thin``.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from kg.errors import KgError
 from kg.queries import get_query
 from kg.resolution import MAX_LEVELS, Candidate, How, pick
-from kg.settings import _config_file
+from kg.settings import config_table
 from kg.store import GraphStore
 
 ENV_MIN_WEIGHTED = "KGSYNTH_MIN_WEIGHTED_SYMPTOMS"
@@ -53,16 +52,10 @@ def min_weighted_symptoms(flag: int | None = None) -> int:
 
 
 def _file_value() -> list[tuple[Any, str]]:
-    path = _config_file()
-    if path is None:
+    found = config_table("profiles")
+    if found is None:
         return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise KgError(f"{path}: not valid TOML: {err}") from None
-    table = data.get("profiles", {})
-    if not isinstance(table, dict):
-        raise KgError(f"{path}: [profiles] must be a table")
+    path, table = found
     unknown = set(table) - {"min_weighted_symptoms"}
     if unknown:
         raise KgError(

@@ -84,6 +84,22 @@ class GraphSettings(BaseModel):
         return self.uri if self.uri.startswith("embedded:") else display_url(self.uri)
 
 
+def config_table(name: str) -> tuple[Path, dict[str, Any]] | None:
+    """The config file (``KGSYNTH_CONFIG``, ./kgsynth.toml, the user config) and its ``[name]``
+    table (empty when absent); None when there is no config file."""
+    path = _config_file()
+    if path is None:
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise KgError(f"{path}: not valid TOML: {err}") from None
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise KgError(f"{path}: [{name}] must be a table")
+    return path, table
+
+
 def _config_file() -> Path | None:
     explicit = os.environ.get(ENV_CONFIG)
     if explicit:
@@ -98,16 +114,10 @@ def _config_file() -> Path | None:
 
 
 def _file_settings() -> dict[str, str]:
-    path = _config_file()
-    if path is None:
+    found = config_table("graph")
+    if found is None:
         return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise KgError(f"{path}: not valid TOML: {err}") from None
-    graph = data.get("graph", {})
-    if not isinstance(graph, dict):
-        raise KgError(f"{path}: [graph] must be a table")
+    path, graph = found
     if "password" in graph:
         raise KgError(f"{path}: [graph].password is not read from files; set {ENV_PASSWORD}")
     allowed = {"uri", "username", "database", "graph", "query_timeout"}
