@@ -245,3 +245,8 @@ def test_a_patients_visits_share_one_patient_and_are_dated_in_visit_order(
         doc = docs[note.record_id]
         assert doc.subject is None
         assert doc.context is not None and doc.context.period is None
+    # the same file whatever the input order (Patients too; the failed line stays last)
+    shuffled = lines[:-1]
+    random.Random(8).shuffle(shuffled)
+    export(write_jsonl(tmp_path / "s.jsonl", [*shuffled, lines[-1]]), tmp_path / "s.json")
+    assert (tmp_path / "s.json").read_bytes() == (tmp_path / "b.json").read_bytes()
