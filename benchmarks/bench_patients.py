@@ -163,6 +163,7 @@ def bench(store: GraphStore, args: argparse.Namespace) -> None:
         f"{nrate:.1f} specs/s",
         flush=True,
     )
+    print(f"# ratio per CPU-second (less sensitive to load): {cpu / ocpu:.2f}", flush=True)
     print(f"# load average at the end: {load()}", flush=True)
     print(f"BENCH patients_plan_specs_per_s {rate:.0f} specs/s")
     print(f"BENCH patients_plan_workers{workers}_specs_per_s {wrate:.0f} specs/s")
