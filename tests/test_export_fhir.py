@@ -205,6 +205,8 @@ def test_a_patients_visits_share_one_patient_and_are_dated_in_visit_order(
         assert note.spec is not None and note.spec.patient is not None
         by_patient.setdefault(note.spec.patient.patient_id, []).append(note)
     assert len(by_patient) == 12
+    again = kgsynth("export", "fhir", str(tmp_path / "n.jsonl"), "-o", str(tmp_path / "c.json"))
+    assert f"{len(docs)} DocumentReference(s) and 12 Patient(s)" in again.stderr
     # exactly one Patient per patient id, its fullUrl its own id, tagged synthetic
     pid_of = {}
     for url, patient in patients.items():

@@ -225,6 +225,34 @@ def test_hash_split_is_stratified_and_order_free() -> None:
     }
 
 
+def test_a_patient_s_rows_stay_in_one_split(tmp_path: Path) -> None:
+    # 30 patients x 4 visits, each visit its own record; labels vary within a patient
+    rows = [
+        {"text": f"p{p} v{v}", "label": "ab"[(p + v) % 2], "record_id": f"r{p}-{v}"}
+        | {"patient_id": f"p{p}"}
+        for p in range(30)
+        for v in range(4)
+    ]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parts = split(read_labelled(path), (0.6, 0.2, 0.2), seed=1)
+    where: dict[str, set[str]] = {}
+    for name, examples in parts.items():
+        for e in examples:
+            where.setdefault(e.text.split(" ")[0], set()).add(name)
+    assert len(where) == 30 and all(len(s) == 1 for s in where.values())
+    assert all(parts.values())  # 30 units fill every split
+    # without patient ids the same rows split by record: some patient lands in two splits
+    for r in rows:
+        del r["patient_id"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    by_record: dict[str, set[str]] = {}
+    for name, examples in split(read_labelled(path), (0.6, 0.2, 0.2), seed=1).items():
+        for e in examples:
+            by_record.setdefault(e.text.split(" ")[0], set()).add(name)
+    assert any(len(s) > 1 for s in by_record.values())
+
+
 def test_dataset_directory_keeps_splits_records_and_label_names(tmp_path: Path) -> None:
     """The layout ``kgsynth dataset build`` writes: ``dataset.json`` + ``jsonl/SPLIT.jsonl``."""
     data = tmp_path / "ds"

@@ -63,7 +63,8 @@ def fhir(
         bool, typer.Option("--force", help="Overwrite -o even when it is not a FHIR Bundle.")
     ] = False,
 ) -> None:
-    """A FHIR R4 Bundle (collection) of DocumentReference resources, one per ok note."""
+    """A FHIR R4 Bundle (collection) of DocumentReference resources, one per ok note, and
+    one Patient per longitudinal patient (``--patients``)."""
     from engine.dataset.inputs import read_notes
     from engine.export.fhir import bundle  # fhir.resources: only when exporting
 
@@ -72,8 +73,11 @@ def fhir(
     result = bundle(list(read.ok.values()))
     _write(output, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     left_out = ", ".join(f"{v} {k}" for k, v in sorted(read.statuses.items()) if k != "ok")
+    entries = result.get("entry", [])
+    patients = sum(1 for e in entries if e["resource"]["resourceType"] == "Patient")
     _err.print(
         f"{output}: FHIR R4 Bundle of {len(read.ok)} DocumentReference(s)"
+        + (f" and {patients} Patient(s)" if patients else "")
         + (f"; left out {left_out}" if left_out else "")
     )
 

@@ -1,13 +1,14 @@
 """Labelled texts for training and evaluation: JSONL, CSV or a kgsynth dataset directory.
 
 - JSONL: one JSON object per line with a text field and a label field (names configurable);
-  optional ``split`` (train / validation / test) and ``record_id`` (rows of one record stay
-  in one split) fields.
+  optional ``split`` (train / validation / test), ``record_id`` (rows of one record stay
+  in one split) and ``patient_id`` (rows of one longitudinal patient stay in one split)
+  fields.
 - CSV: a header row naming the same columns.
 - a directory built by ``kgsynth dataset build``: its ``jsonl/SPLIT.jsonl`` rows; the label
   is ``label_name`` (multi-class) and every split and record id is kept.
 - a notes JSONL written by ``kgsynth generate`` (for ICD prediction): ok notes, label the
-  spec's ICD code.
+  spec's ICD code; a longitudinal patient's visits stay in one split.
 
 Labels are strings. The binary task maps every label other than the negative one (default
 ``no symptom``) to ``symptom``. Every set carries a fingerprint: the sha256 of its rows
@@ -43,7 +44,7 @@ class Task(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One labelled text; ``group`` keeps related rows in one split (a note's record id)."""
+    """One labelled text; ``group`` keeps related rows in one split (record or patient id)."""
 
     text: str
     label: str
@@ -119,7 +120,7 @@ def _example(item: dict[str, Any], fields: Fields, where: str, flags: str) -> Ex
     split = item.get("split")
     if split is not None and split not in SPLITS:
         raise EngineError(f"{where}: field 'split' is {split!r}; expected one of {SPLITS}")
-    group = item.get("record_id")
+    group = item.get("patient_id") or item.get("record_id")
     return Example(text, fields.map(label), split, None if group is None else str(group))
 
 
@@ -186,7 +187,9 @@ def _notes(path: Path, fields: Fields) -> list[Example]:
     for note in notes:
         if note.code is None:
             raise EngineError(f"{path}: note {note.record_id} has no ICD code in its spec")
-        out.append(Example(note.text, fields.map(note.code), None, note.record_id))
+        patient = note.spec.patient if note.spec else None
+        group = patient.patient_id if patient else note.record_id
+        out.append(Example(note.text, fields.map(note.code), None, group))
     return out
 
 
@@ -217,8 +220,8 @@ def split(
     data: LabelledSet, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> dict[str, list[Example]]:
     """Examples per split: the rows' own ``split`` when every row has one, else by a hash of
-    the row's group (record id, else its text), stratified by label (``kgsynth dataset``'s
-    stratified method: exact quotas per label)."""
+    the row's group (patient id, else record id, else its text), stratified by label
+    (``kgsynth dataset``'s stratified method: exact quotas per label)."""
     given = [e.split for e in data.examples]
     if all(given):
         out: dict[str, list[Example]] = {name: [] for name in SPLITS}
