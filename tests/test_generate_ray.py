@@ -69,6 +69,45 @@ def test_two_ray_workers_write_what_one_process_writes(graph: Path, tmp_path: Pa
     assert [len(p.read_text().splitlines()) for p in parts] == [6, 6]
 
 
+def test_the_reference_corpus_reaches_every_worker(graph: Path, tmp_path: Path) -> None:
+    """A --reference passage planted from one record's answer is rejected the same way by
+    the Ray workers as by one process (the corpus travels with the shards)."""
+    with ThreadServer() as llm:
+        plain = tmp_path / "plain.jsonl"
+        done = subprocess.run(
+            _generate(graph, llm.url, plain, 8), env=_env(graph), capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        # the answer with the longest first line: the test server echoes its keywords there
+        texts = {rid: str(r["text"]) for rid, r in _records(plain).items()}
+        target = max(texts, key=lambda rid: len(texts[rid].splitlines()[0]))
+        corpus = tmp_path / "corpus.jsonl"
+        corpus.write_text(json.dumps({"id": "real-1", "text": texts[target].splitlines()[0]}))
+        runs = {}
+        for name, extra in (("single", ()), ("ray", ("--executor", "ray", "--ray-workers", "2"))):
+            out = tmp_path / f"{name}.jsonl"
+            done = subprocess.run(
+                _generate(graph, llm.url, out, 8, "--reference", str(corpus), *extra),
+                env=_env(graph),
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
+            assert done.returncode == 0, done.stderr
+            runs[name] = _records(out)
+    single, ray = runs["single"], runs["ray"]
+    assert single[target]["status"] == "rejected"
+    gate = single[target]["gate"]
+    assert isinstance(gate, dict) and gate["rejections"][0]["source"] == "reference:real-1"
+    assert single.keys() == ray.keys() == texts.keys()
+    for rid in single:
+        assert (single[rid]["status"], single[rid].get("text")) == (
+            ray[rid]["status"],
+            ray[rid].get("text"),
+        ), rid
+        assert single[rid].get("gate") == ray[rid].get("gate"), rid
+
+
 def test_a_killed_worker_is_retried_and_its_shard_resumes(graph: Path, tmp_path: Path) -> None:
     n = 40
     out = tmp_path / "notes.jsonl"

@@ -58,7 +58,7 @@ from engine.cli.options import (
 )
 from engine.errors import EngineError
 from engine.gate import CHECKS, Check, Gate, GateConfig
-from engine.gate.build import gate_for
+from engine.gate.build import Reference, gate_for, read_reference
 from engine.llm.base import LLMRequest, SamplingParams
 from engine.llm.factory import (
     DEFAULT_BATCH,
@@ -148,24 +148,6 @@ def _checks(value: str) -> tuple[Check, ...]:
     return tuple(c for c in CHECKS if c in names)
 
 
-def _gate(
-    checks: str,
-    reference: Path | None,
-    reference_field: str,
-    ngram: int,
-    near_duplicate: float,
-    regenerate: int,
-    profiles: list[DiseaseProfile],
-) -> Gate | None:
-    """The gate asked for: the graph's example notes and diagnosis terms, the corpus."""
-    return gate_for(
-        _gate_config(checks, ngram, near_duplicate, regenerate),
-        profiles,
-        reference,
-        reference_field,
-    )
-
-
 def _gate_config(checks: str, ngram: int, near_duplicate: float, regenerate: int) -> GateConfig:
     return GateConfig(
         checks=_checks(checks), ngram=ngram, near_duplicate=near_duplicate, regenerate=regenerate
@@ -179,7 +161,7 @@ def _on_ray(
     params: SamplingParams,
     config: RunConfig,
     gate: GateConfig,
-    reference: Path | None,
+    reference: Reference | None,
     workers: int,
     address: str | None,
     cache: bool,
@@ -192,8 +174,6 @@ def _on_ray(
             "--executor ray shards a planned run (--recipe ... -n N, not --specs) against an "
             "endpoint (--base-url/--model) or the template backend"
         )
-    if reference is not None:
-        raise EngineError("--executor ray: --reference is not shipped to workers yet; drop it")
     run = run_on_ray(
         planner,
         settings,
@@ -201,6 +181,7 @@ def _on_ray(
         params,
         config,
         gate if gate.checks else None,
+        reference,
         workers=workers,
         address=address,
         cache=cache,
@@ -435,12 +416,13 @@ def generate(
             progress=sys.stderr.isatty() if progress is None else progress,
             handle_signals=True,
         )
-        checker = _gate(
-            gate, reference, reference_field, ngram, near_duplicate, regenerate, profiles
-        )
+        gate_config = _gate_config(gate, ngram, near_duplicate, regenerate)
+        if reference is not None and "privacy" not in gate_config.checks:
+            raise EngineError("--reference is read by the privacy check: add it to --gate")
+        corpus = read_reference(reference, reference_field) if reference is not None else None
+        checker = gate_for(gate_config, profiles, corpus)
         setup_logging()
         if executor == Executor.ray:
-            gate_config = _gate_config(gate, ngram, near_duplicate, regenerate)
             _on_ray(
                 planner,
                 settings,
@@ -448,7 +430,7 @@ def generate(
                 params,
                 config,
                 gate_config,
-                reference,
+                corpus,
                 ray_workers,
                 ray_address,
                 not no_cache,

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError
 from engine.gate.gate import Gate, GateConfig
-from engine.gate.reference import load_reference
+from engine.gate.reference import ReferenceDoc, load_reference
 from engine.profile import DiseaseProfile
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A ``--reference`` corpus read once (shipped as is to Ray workers) and its identity."""
+
+    docs: list[ReferenceDoc]
+    digest: str
+
+
+def read_reference(path: Path, field: str = "text") -> Reference:
+    """The corpus at ``path`` (text in ``field``); its digest names file content and field."""
+    docs = load_reference(path, field)
+    with path.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return Reference(docs, f"sha256:{digest}:{field}")
 
 
 def gate_for(
     config: GateConfig,
     profiles: Iterable[DiseaseProfile],
-    reference: Path | None = None,
-    reference_field: str = "text",
+    reference: Reference | None = None,
 ) -> Gate | None:
     """The gate ``config`` asks for (None when it asks for no check).
 
@@ -27,11 +43,6 @@ def gate_for(
         raise EngineError("--reference is read by the privacy check: add it to --gate")
     if not config.checks:
         return None
-    docs, digest = [], None
-    if reference is not None:
-        docs = load_reference(reference, reference_field)
-        with reference.open("rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
     terms: dict[str, list[str]] = {}
     examples: dict[str, str] = {}
     for p in profiles:
@@ -41,8 +52,8 @@ def gate_for(
         examples.update((e.id, e.text) for e in p.examples)
     return Gate(
         config,
-        references=docs,
+        references=reference.docs if reference else (),
         examples=examples.items(),
         leakage=terms,
-        reference_digest=f"sha256:{digest}:{reference_field}" if digest else None,
+        reference_digest=reference.digest if reference else None,
     )

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from engine.errors import EngineError
 from engine.gate import GateConfig
-from engine.gate.build import gate_for
+from engine.gate.build import Reference, gate_for
 from engine.llm.base import SamplingParams
 from engine.llm.factory import BackendSettings, make_backend
 from engine.plan import Planner
@@ -75,6 +75,7 @@ def run_shard(
     params: SamplingParams,
     config: RunConfig,
     gate: GateConfig | None,
+    reference: Reference | None,
     cache: bool,
 ) -> RunSummary:
     """Records ``lo .. hi-1`` into ``part`` (resuming what it holds); runs in a Ray worker."""
@@ -95,7 +96,7 @@ def run_shard(
                 response_model=source.output,
                 source=source.identity,
                 provenance=source.provenance,
-                gate=gate_for(gate, planner.profiles) if gate is not None else None,
+                gate=gate_for(gate, planner.profiles, reference) if gate is not None else None,
             )
             jobs = (job_from_spec(s) for s in planner.iter_specs(lo, hi))
             return await runner.run(jobs, total=hi - lo)
@@ -152,6 +153,7 @@ def run_on_ray(
     params: SamplingParams,
     config: RunConfig,
     gate: GateConfig | None,
+    reference: Reference | None,
     *,
     workers: int,
     address: str | None,
@@ -174,12 +176,12 @@ def run_on_ray(
         )
     try:
         task = ray.remote(num_cpus=1, max_retries=SHARD_RETRIES)(run_shard)
-        shared = ray.put(planner)
+        shared, corpus = ray.put(planner), ray.put(reference)
         bounds = shard_bounds(planner.total, workers)
         parts = [part_path(output, k) for k in range(len(bounds))]
         worker_config = config.model_copy(update={"progress": False, "handle_signals": False})
         futures = [
-            task.remote(shared, lo, hi, settings, part, params, worker_config, gate, cache)
+            task.remote(shared, lo, hi, settings, part, params, worker_config, gate, corpus, cache)
             for (lo, hi), part in zip(bounds, parts, strict=True)
         ]
         summaries: list[RunSummary] = ray.get(futures)
