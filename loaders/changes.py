@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -124,7 +124,7 @@ def live_versions(
             if row["p"]["id"] in bucket:
                 out[(label, row["p"]["id"])] = _stored(row["p"])
     for rtype, rbucket in sorted(batch.rels.items()):
-        pairs = sorted({(r.start, r.end) for r in rbucket.values()})
+        pairs = {(r.start, r.end) for r in rbucket.values()}
         for start_label, end_label in REL_MODELS[rtype].ends:
             a, b = checked_label(start_label), checked_label(end_label)
             ret = "RETURN a.id AS s, b.id AS e, properties(r) AS p"
@@ -135,7 +135,7 @@ def live_versions(
                     f"UNWIND $pairs AS p MATCH (a:{a} {{id: p[0]}})"
                     f"-[r:{checked_type(rtype)}]->(b:{b} {{id: p[1]}}) {ret}"
                 )
-                chunks = _chunked([list(p) for p in pairs])
+                chunks = _chunked([list(p) for p in sorted(pairs)])
                 rows = [r for chunk in chunks for r in store.read(cypher, {"pairs": chunk})]
             for row in rows:
                 props, module = _stored(row["p"])
@@ -145,6 +145,15 @@ def live_versions(
     return out
 
 
+def _in_order(batch: GraphBatch) -> Iterator[tuple[tuple[str, ...], Entity | Relationship]]:
+    """``(identity, item)``: nodes by label and id, then relationships by identity."""
+    for label in sorted(batch.nodes):
+        for node_id, node in sorted(batch.nodes[label].items()):
+            yield (label, node_id), node
+    for rtype in sorted(batch.rels):
+        yield from sorted(batch.rels[rtype].items())
+
+
 def diff_batch(store: GraphStore, batch: GraphBatch) -> Diff:
     """Each item of ``batch`` as added, changed (with its fields) or unchanged.
 
@@ -152,7 +161,7 @@ def diff_batch(store: GraphStore, batch: GraphBatch) -> Diff:
     """
     live = live_versions(store, batch)
     diff = Diff()
-    for key, item in sorted(batch.keyed_items(), key=lambda ki: (len(ki[0]) > 2, ki[0])):
+    for key, item in _in_order(batch):
         if key not in live:
             diff.changes.append(Change("added", key, item))
             continue

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kg.batch import GraphBatch, Location, Problem, RawItem, parse_items
 from kg.coherence import class_frequency, frequency_class_of, gendered_words
@@ -153,8 +153,7 @@ def parse_frequency(text: str) -> Frequency:
     )
 
 
-@dataclass(frozen=True)
-class Annotation:
+class Annotation(NamedTuple):
     """One row of ``phenotype.hpoa``."""
 
     line: int
@@ -240,18 +239,33 @@ _READERS: tuple[tuple[int, Callable[[str], Any]], ...] = (
 _EMPTY: dict[int, Any] = {2: False, 6: None, 7: Frequency("none"), 8: None, 9: ()}
 
 
-def _row(cells: list[str], line: int) -> Annotation:
-    """One data row; ``HpoaError(field, message)`` names the first bad field."""
+#: a column's cells read so far: cell text -> its value, or the error it raised
+Cache = dict[str, Any]
+
+
+def _row(cells: list[str], line: int, caches: list[Cache]) -> Annotation:
+    """One data row; ``HpoaError(field, message)`` names the first bad field.
+
+    A cell text is read once per column (most repeat: diseases, terms, references);
+    ``caches`` holds what it read as.
+    """
     values: list[Any] = [None] * len(COLUMNS)
     for col, reader in _READERS:
         cell = cells[col]
-        if not cell and col in _EMPTY:
-            values[col] = _EMPTY[col]
-            continue
-        try:
-            values[col] = reader(cell)
-        except HpoaError as err:
-            raise HpoaError(COLUMNS[col], str(err)) from None
+        cache = caches[col]
+        value = cache.get(cell, cache)  # the cache itself stands for "not read yet"
+        if value is cache:
+            if not cell and col in _EMPTY:
+                value = _EMPTY[col]
+            else:
+                try:
+                    value = reader(cell)
+                except HpoaError as err:
+                    value = HpoaError(COLUMNS[col], str(err))
+            cache[cell] = value
+        if isinstance(value, HpoaError):
+            raise HpoaError(*value.args)
+        values[col] = value
     return Annotation(
         line,
         values[0],
@@ -274,6 +288,7 @@ def parse_hpoa(text: str, name: str) -> tuple[str | None, list[Annotation], list
     rows: list[Annotation] = []
     problems: list[Problem] = []
     header_seen = False
+    caches: list[Cache] = [{} for _ in COLUMNS]
     for lineno, raw in enumerate(text.splitlines(), start=1):
         if raw.startswith("#"):
             key, _, value = raw[1:].partition(":")
@@ -305,7 +320,7 @@ def parse_hpoa(text: str, name: str) -> tuple[str | None, list[Annotation], list
             )
             continue
         try:
-            rows.append(_row(cells, lineno))
+            rows.append(_row(cells, lineno, caches))
         except HpoaError as err:
             fld, message = err.args
             problems.append(Problem(Location(name, lineno), fld, message))

@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kg.errors import QueryError, QueryTimeout, ReadOnlyError, StoreConnectionError
@@ -21,6 +22,7 @@ from kg.store.base import SCHEMA_VERSION, GraphStore, Params, Rows, Statement
 
 try:  # falkordblite needs Python >= 3.12
     from falkordb import FalkorDB
+    from falkordb.helpers import stringify_param_value
     from redis.exceptions import RedisError, ResponseError
 
     from kg.store.embedded_server import EmbeddedServer, WriteLock
@@ -32,6 +34,7 @@ else:
 
 
 _INDEX_RE = re.compile(r"\(\w+:(?P<label>\w+)\)\s+ON\s+\(\w+\.(?P<prop>\w+)\)")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _plain(value: Any) -> Any:
@@ -44,6 +47,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def query_text(cypher: str, params: Params | None) -> str:
+    """``cypher`` behind FalkorDB's parameter header (``CYPHER name=value ...``).
+
+    The values are Cypher literals written by the client's own ``stringify_param_value``
+    (strings quoted and escaped): they stay data, however they read.
+    """
+    if not params:
+        return cypher
+    for name in params:
+        if not _PARAM_NAME.fullmatch(name):
+            raise QueryError(f"parameter name {name!r} is not an identifier")
+    values = " ".join(f"`{name}`={stringify_param_value(v)}" for name, v in params.items())
+    return f"CYPHER {values} {cypher}"
 
 
 def _column_name(col: Any) -> str:
@@ -102,26 +120,32 @@ class FalkorStore(GraphStore):
             raise StoreConnectionError(f"could not save the embedded graph: {err}") from None
 
     def _run(self, cypher: str, params: Params | None, *, read_only: bool) -> Rows:
+        return self._execute(query_text(cypher, params), cypher, read_only=read_only)
+
+    def _execute(self, text: str, cypher: str, *, read_only: bool) -> Rows:
+        """Run ``text`` (``cypher`` with its parameter header); ``cypher`` names it in errors."""
         try:
             if read_only:
-                result = self._graph.ro_query(cypher, dict(params or {}), timeout=self._timeout_ms)
+                result = self._graph.ro_query(text, timeout=self._timeout_ms)
             else:
                 with self.write_lock():
-                    result = self._graph.query(cypher, dict(params or {}))
+                    result = self._graph.query(text)
         except ResponseError as err:
-            text = str(err)
-            if read_only and ("read-only" in text.lower() or "readonly" in text.lower()):
+            message = str(err)
+            if read_only and ("read-only" in message.lower() or "readonly" in message.lower()):
                 raise ReadOnlyError(
                     "this statement writes to the graph, but only read-only Cypher is allowed here"
                 ) from None
-            if "timed out" in text.lower():
+            if "timed out" in message.lower():
                 raise QueryTimeout(
                     f"the query ran past the query timeout of {self.settings.query_timeout:g} s "
                     "and was stopped on the server; raise it with --query-timeout SECONDS or "
                     f"{ENV_QUERY_TIMEOUT}"
                 ) from None
             first = cypher.strip().splitlines()[0][:80] if cypher.strip() else ""
-            raise QueryError(f"the embedded store rejected the query: {text} [{first}]") from None
+            raise QueryError(
+                f"the embedded store rejected the query: {message} [{first}]"
+            ) from None
         except RedisError as err:
             raise StoreConnectionError(f"lost the embedded store: {err}") from None
         header = [_column_name(c) for c in (result.header or [])]
@@ -137,10 +161,18 @@ class FalkorStore(GraphStore):
         return self._run(cypher, params, read_only=False)
 
     def run_statements(self, statements: Iterable[Statement], *, atomic: bool) -> None:
-        with self.write_lock():
-            for cypher, batches in statements:
-                for rows in batches:
-                    self._run(cypher, {"rows": rows}, read_only=False)
+        """Run each batch in turn. A second thread writes the next batch's query text (its
+        parameter header: seconds of client time on a big seed) while the server runs one."""
+        jobs = [(cypher, rows) for cypher, batches in statements for rows in batches]
+        with self.write_lock(), ThreadPoolExecutor(max_workers=1) as pool:
+            running: tuple[str, Future[str]] | None = None
+            for cypher, rows in jobs:
+                ahead = (cypher, pool.submit(query_text, cypher, {"rows": rows}))
+                if running is not None:
+                    self._execute(running[1].result(), running[0], read_only=False)
+                running = ahead
+            if running is not None:
+                self._execute(running[1].result(), running[0], read_only=False)
 
     def clear(self) -> None:
         with self.write_lock():
