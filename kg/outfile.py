@@ -176,7 +176,16 @@ def open_output(
         _check_kind(path, kind, replaces, command, force)
     _make_parent(target)
     _remove_stale(target)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with atomic_file(target, stat.S_IMODE(st.st_mode) if st is not None else None) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, permissions: int | None = None) -> Iterator[TextIO]:
+    """A UTF-8 text handle on a temporary sibling that replaces ``path`` (a rename, after an
+    fsync) only when the block succeeds: a kill or an error leaves ``path`` as it was.
+    ``permissions``: the mode bits to give the file (default: 0o666 less the umask)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -186,9 +195,9 @@ def open_output(
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        if st is not None:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        os.replace(tmp, target)
+        if permissions is not None:
+            os.chmod(tmp, permissions)
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -7,8 +7,6 @@ written; 2 a usage or input error, named in one line (nothing written).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +14,7 @@ import typer
 
 from engine.errors import EngineError
 from kg.cli import make_console
+from kg.outfile import atomic_file
 
 export_app = typer.Typer(
     name="export", help="Export generated notes to other formats.", no_args_is_help=True
@@ -42,19 +41,6 @@ def _check_output(output: Path, force: bool) -> None:
         )
 
 
-def _write(output: Path, text: str) -> None:
-    """Write ``text`` to a temporary sibling, then rename it over ``output``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 @export_app.command("fhir")
 def fhir(
     notes: Annotated[Path, typer.Argument(help="Notes JSONL written by `kgsynth generate`.")],
@@ -71,7 +57,8 @@ def fhir(
     _check_output(output, force)
     read = read_notes(notes)
     result = bundle(list(read.ok.values()))
-    _write(output, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    with atomic_file(output) as fh:
+        fh.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     left_out = ", ".join(f"{v} {k}" for k, v in sorted(read.statuses.items()) if k != "ok")
     entries = result.get("entry", [])
     patients = sum(1 for e in entries if e["resource"]["resourceType"] == "Patient")

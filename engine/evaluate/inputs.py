@@ -6,7 +6,6 @@ Every reader takes the last line per id (files are append-only) and turns bad in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from engine.annotate.notes import note_text
 from engine.errors import EngineError, validation_detail
 from engine.runner.records import NoteRecord
 from engine.spec import GenerationSpec
+from kg.outfile import atomic_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,6 @@ def write_filtered(path: Path, keep: set[str], target: Path) -> int:
         rid = NoteRecord.model_validate_json(line).record_id
         if rid in keep:
             latest[rid] = (number, line.rstrip(b"\r\n"))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    tmp.write_bytes(b"".join(line + b"\n" for _, line in sorted(latest.values())))
-    os.replace(tmp, target)
+    with atomic_file(target) as fh:
+        fh.writelines(line.decode("utf-8") + "\n" for _, line in sorted(latest.values()))
     return len(latest)

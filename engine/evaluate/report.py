@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from engine.evaluate.fidelity import F
 from engine.evaluate.summary import rows, run_names
+from kg.outfile import atomic_file
 
 #: points per group in the 2-D projection (a fixed-seed sample beyond it)
 PROJECTION_POINTS = 2000
@@ -578,7 +578,6 @@ def render(doc: dict[str, Any], projection: Projection | None = None) -> str:
 
 def write_report(path: Path, doc: dict[str, Any], projection: Projection | None) -> Path:
     """Write the page to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(render(doc, projection), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as fh:
+        fh.write(render(doc, projection))
     return path

@@ -10,7 +10,6 @@ manifest are exactly those of a live run.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from engine.errors import EngineError
 from engine.llm.base import Backend, LLMError, LLMRequest, LLMResponse, PermanentError
 from engine.llm.body import chat_body
 from engine.llm.parsing import check_response, completion_from_dict
+from kg.outfile import atomic_file
 
 BATCH_URL = "/v1/chat/completions"
 
@@ -43,16 +43,11 @@ def batch_line(model: str, request: LLMRequest) -> str:
 def write_batch_requests(path: Path, model: str, requests: Iterable[LLMRequest]) -> int:
     """Write the request file atomically; returns the number of lines."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     count = 0
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            for request in requests:
-                fh.write(batch_line(model, request) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as fh:
+        for request in requests:
+            fh.write(batch_line(model, request) + "\n")
+            count += 1
     return count
 
 

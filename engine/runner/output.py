@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.runner.records import NoteRecord, Status
+from kg.outfile import atomic_file
 
 log = logging.getLogger("kgsynth.runner")
 
@@ -201,9 +202,5 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Write atomically (temp file + rename), so a kill never leaves half a manifest."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as fh:
+        fh.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
