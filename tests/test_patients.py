@@ -539,7 +539,7 @@ def test_generate_patients_resumes_after_sigkill(
     ("args", "message"),
     [
         (("--icd", "G30.9", "-n", "5"), "--patients P replaces -n N"),
-        (("--by-prevalence",), "patients are planned per code or disease"),
+        (("--by-prevalence",), "--patients plans P patients per code or disease"),
         (("--icd", "G30.9", "--recipe", "medsyn"), "need a recipe with trajectory windows"),
     ],
     ids=["with-n", "by-prevalence", "medsyn"],

@@ -118,6 +118,11 @@ def plan_request(
     """
     if patients is not None and n is not None:
         raise EngineError(f"{command}: --patients P replaces -n N; give one of them")
+    if patients is not None and by_prevalence:
+        raise EngineError(
+            f"{command}: --patients plans P patients per code or disease; use it with "
+            "--icd CODE[,CODE] or --disease NAME, not --by-prevalence"
+        )
     n = patients if patients is not None else n
     if n is None:
         raise EngineError(f"{command}: say how many: -n N records or --patients P")
