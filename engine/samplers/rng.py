@@ -11,6 +11,7 @@ object per record, and record i's numbers never depend on which other records sh
 from __future__ import annotations
 
 from enum import IntEnum
+from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,16 +113,23 @@ def stage_words(
     idx = np.asarray(indices, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= 2**32):
         raise ValueError("record indices must lie in [0, 2**32)")
-    pools = _pools(run_seed, idx, int(stage))
-    out = np.empty((len(idx), n_words), dtype=_U32)
-    const = _INIT_B
+    pools = np.stack(_pools(run_seed, idx, int(stage)), axis=1)  # (n, 4)
+    xor, mult = _output_constants(n_words)
     with np.errstate(over="ignore"):
-        for j in range(n_words):
-            value = pools[j % _POOL] ^ _U32(const)
-            const = (const * _MULT_B) & _MASK
-            value = value * _U32(const)
-            out[:, j] = value ^ (value >> _U32(16))
-    return out
+        value = (np.take(pools, np.arange(n_words) % _POOL, axis=1) ^ xor) * mult
+        return np.ascontiguousarray(value ^ (value >> _U32(16)))
+
+
+@cache
+def _output_constants(n_words: int) -> tuple[NDArray[np.uint32], NDArray[np.uint32]]:
+    """Per output word ``j``: the constant SeedSequence xors into it and the one it then
+    multiplies by (``INIT_B * MULT_B**j`` and the next power), as read-only arrays."""
+    consts = [_INIT_B]
+    for _ in range(n_words):
+        consts.append((consts[-1] * _MULT_B) & _MASK)
+    xor, mult = np.array(consts[:-1], dtype=_U32), np.array(consts[1:], dtype=_U32)
+    xor.flags.writeable = mult.flags.writeable = False
+    return xor, mult
 
 
 def stage_uniforms(
