@@ -325,11 +325,11 @@ def validate(batch: GraphBatch, store: GraphStore | None = None) -> list[Problem
         return check_graph(batch)
     problems = resolve_endpoints(batch, store)[1]
     # nothing live around the batch when the graph holds nothing (a first seed or load)
-    merged = overlay(neighbourhood(batch, store), batch) if _holds_data(store) else batch
+    merged = overlay(neighbourhood(batch, store), batch) if holds_data(store) else batch
     return problems + [p for rule in RULES for p in rule(merged) if p.location.file != LIVE]
 
 
-def _holds_data(store: GraphStore) -> bool:
+def holds_data(store: GraphStore) -> bool:
     """Whether the live graph has any node besides kgsynth's bookkeeping."""
     return bool(store.read("MATCH (n) WHERE NOT n:KgsynthMeta RETURN 1 AS x LIMIT 1"))
 

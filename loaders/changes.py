@@ -213,6 +213,9 @@ def changed_part(batch: GraphBatch, diff: Diff) -> GraphBatch:
 
 def by_module(batch: GraphBatch, default: str) -> dict[str, GraphBatch]:
     """``batch`` split by the module that defines each item (``default`` when none)."""
+    modules = {batch.modules.get(key, default) for key, _ in batch.keyed_items()}
+    if len(modules) == 1:  # one module (a seed part, a file): the batch is the only part
+        return {modules.pop(): GraphBatch(nodes=batch.nodes, rels=batch.rels)}
     parts: dict[str, GraphBatch] = defaultdict(GraphBatch)
     for key, item in batch.keyed_items():
         part = parts[batch.modules.get(key, default)]

@@ -103,6 +103,8 @@ _PLAIN = ("", "uk_spelling")
 #: synonym types that are plain surface forms (besides layperson)
 _PLAIN = ("", "uk_spelling")
 _RANK = {"fraction": 0, "percent": 1, "term": 2, "none": 3}
+#: kgsynth frequency class -> the HPO frequency term that maps to it
+_TERM_OF_CLASS = {cls: term for term, (cls, _) in FREQUENCY_TERMS.items()}
 
 
 def hpo_data() -> tuple[Path, Path]:
@@ -247,39 +249,32 @@ def _row(cells: list[str], line: int, caches: list[Cache]) -> Annotation:
     """One data row; ``HpoaError(field, message)`` names the first bad field.
 
     A cell text is read once per column (most repeat: diseases, terms, references);
-    ``caches`` holds what it read as.
+    ``caches`` (one per reader) holds what each read as.
     """
-    values: list[Any] = [None] * len(COLUMNS)
-    for col, reader in _READERS:
+    values: list[Any] = []
+    for (col, reader), cache in zip(_READERS, caches, strict=True):
         cell = cells[col]
-        cache = caches[col]
         value = cache.get(cell, cache)  # the cache itself stands for "not read yet"
         if value is cache:
-            if not cell and col in _EMPTY:
-                value = _EMPTY[col]
-            else:
-                try:
-                    value = reader(cell)
-                except HpoaError as err:
-                    value = HpoaError(COLUMNS[col], str(err))
-            cache[cell] = value
-        if isinstance(value, HpoaError):
+            value = cache[cell] = _read(col, reader, cell)
+        if type(value) is HpoaError:
             raise HpoaError(*value.args)
-        values[col] = value
+        values.append(value)
+    disease, negated, term, refs, onset, frequency, sex, modifiers, aspect = values
     return Annotation(
-        line,
-        values[0],
-        cells[1],
-        values[2],
-        values[3],
-        values[4],
-        cells[5],
-        values[6],
-        values[7],
-        values[8],
-        values[9],
-        values[10],
-    )
+        line, disease, cells[1], negated, term, refs, cells[5], onset, frequency, sex, modifiers,
+        aspect,
+    )  # fmt: skip
+
+
+def _read(col: int, reader: Callable[[str], Any], cell: str) -> Any:
+    """What ``cell`` of column ``col`` reads as, or the ``HpoaError(field, message)``."""
+    if not cell and col in _EMPTY:
+        return _EMPTY[col]
+    try:
+        return reader(cell)
+    except HpoaError as err:
+        return HpoaError(COLUMNS[col], str(err))
 
 
 def parse_hpoa(text: str, name: str) -> tuple[str | None, list[Annotation], list[Problem]]:
@@ -288,7 +283,7 @@ def parse_hpoa(text: str, name: str) -> tuple[str | None, list[Annotation], list
     rows: list[Annotation] = []
     problems: list[Problem] = []
     header_seen = False
-    caches: list[Cache] = [{} for _ in COLUMNS]
+    caches: list[Cache] = [{} for _ in _READERS]
     for lineno, raw in enumerate(text.splitlines(), start=1):
         if raw.startswith("#"):
             key, _, value = raw[1:].partition(":")
@@ -445,7 +440,7 @@ def read_bridge(path: Path) -> tuple[dict[str, list[dict[str, str]]], list[Probl
 
 def _merge(rows: list[Annotation]) -> tuple[Annotation, dict[str, Any]]:
     """The row whose qualifiers the PRESENTS keeps, and its weight/class/status/remarks."""
-    fracs = [r for r in rows if r.frequency.kind == "fraction"]
+    fracs = [r for r in rows if r.frequency.kind == "fraction"] if len(rows) > 1 else []
     if len(fracs) >= 2:
         n, m = sum(r.frequency.n for r in fracs), sum(r.frequency.m for r in fracs)
         w = round(n / m, DECIMALS)
@@ -456,14 +451,14 @@ def _merge(rows: list[Annotation]) -> tuple[Annotation, dict[str, Any]]:
             "status": "estimate",
             "remarks": f"pooled from {len(fracs)} HPOA rows: {parts} = {n}/{m}",
         }
-    best = min(rows, key=lambda r: _RANK[r.frequency.kind])
+    best = rows[0] if len(rows) == 1 else min(rows, key=lambda r: _RANK[r.frequency.kind])
     f = best.frequency
     ref = f"HPOA reference {'; '.join(best.references)}, evidence {best.evidence}"
     if f.kind == "none":
         return best, {"remarks": f"no frequency in the HPO annotation (unweighted); {ref}"}
     if f.kind == "term":
         assert f.frequency_class is not None
-        code = next(k for k, v in FREQUENCY_TERMS.items() if v[0] == f.frequency_class)
+        code = _TERM_OF_CLASS[f.frequency_class]
         text = (
             f"HPO frequency {FREQUENCY_TERMS[code][1]} ({code}) mapped to kgsynth's "
             f"{f.frequency_class} class value {f.weight}; {ref}"

@@ -74,6 +74,12 @@ class HpOntology:
         return seen
 
 
+#: the [Term] tags read (``id``, then those ``_field`` reads); others are skipped unparsed
+_KEPT = frozenset(
+    ("id", "name", "def", "synonym", "is_a", "alt_id", "xref", "is_obsolete", "replaced_by")
+)
+
+
 def _field(term: HpTerm, tag: str, value: str) -> None:
     if tag == "name":
         term.name = unescape(value)
@@ -110,14 +116,16 @@ def parse_hp_obo(text: str, name: str) -> tuple[HpOntology, list[Problem]]:
             in_term, current = line == "[Term]", None
             continue
         tag, sep, value = line.partition(":")
-        value = value.strip()
-        if tag not in ("name", "def", "synonym"):
-            value = value.split(" ! ", 1)[0].strip()
         if not sep:
             problems.append(
                 Problem(Location(name, lineno), "", f"expected 'tag: value', got {line[:40]!r}")
             )
             continue
+        if current is not None and tag not in _KEPT:  # comments, dates, property values
+            continue
+        value = value.strip()
+        if tag not in ("name", "def", "synonym"):
+            value = value.split(" ! ", 1)[0].strip()
         if not in_term:
             if tag == "data-version":
                 version = value.rsplit("/", 1)[-1]

@@ -26,7 +26,7 @@ import kg
 from kg.batch import GraphBatch, Location, Problem, parse_items
 from kg.errors import KgError, ValidationFailed
 from kg.store.base import GraphStore, WriteStats
-from kg.validate import errors, overlay, validate
+from kg.validate import errors, holds_data, overlay, validate
 from loaders.changes import clobber_problems, diff_batch, subset
 from loaders.disease_ontology import do_batch
 from loaders.obo import read_obo
@@ -274,24 +274,25 @@ def _check_and_write(
     parts = [part.name for part in built]
     if not errors(problems):
         problems += validate(reduce(overlay, (p.batch for p in built), GraphBatch()), store)
-    diffs = [] if errors(problems) else [diff_batch(store, p.batch) for p in built]
-    # items with no recorded module predate module provenance: written by an earlier seed
-    ours = {"", *PARTS} | {m for p in built for m in p.batch.modules.values()}
-    for part, diff in zip(built, diffs, strict=False):
-        if not replace:
-            problems += clobber_problems(part.batch, diff.clobbers(part.batch, ours))
+    # the identities each part adds or changes; None: all of them (a fresh graph holds none)
+    pending: list[set[tuple[str, ...]] | None] = [None] * len(built)
+    if not errors(problems) and holds_data(store):
+        # items with no recorded module predate module provenance: written by an earlier seed
+        ours = {"", *PARTS} | {m for p in built for m in p.batch.modules.values()}
+        for i, part in enumerate(built):
+            diff = diff_batch(store, part.batch)
+            if not replace:
+                problems += clobber_problems(part.batch, diff.clobbers(part.batch, ours))
+            pending[i] = {c.key for c in diff.changes if c.kind != "unchanged"}
     tell("all", "validated")
     if errors(problems):
         raise ValidationFailed(sorted(problems))
     store.apply_schema()
     _mark(store, "writing", parts)
     written: set[tuple[str, ...]] = set()
-    for part, diff in zip(built, diffs, strict=True):
+    for part, keys in zip(built, pending, strict=True):
         # what the part adds or changes, and what an earlier part rewrote (the later wins)
-        keys = [c.key for c in diff.changes if c.kind != "unchanged"]
-        todo = part.batch  # every item new or changed (as on a fresh graph): all of it
-        if len(keys) < len(diff.changes):
-            todo = subset(part.batch, {*keys, *written})
+        todo = part.batch if keys is None else subset(part.batch, keys | written)
         part.stats = write_owned(store, todo, part.name)
         written |= {key for key, _ in todo.keyed_items()}
         tell(part.name, "written")

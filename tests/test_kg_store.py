@@ -8,7 +8,7 @@ from kg.batch import GraphBatch
 from kg.errors import QueryError, ReadOnlyError, ValidationFailed
 from kg.model import Disease, Presents, Symptom
 from kg.store import GraphStore
-from kg.store.base import checked_label, checked_type, looks_like_write
+from kg.store.base import checked_label, checked_type, chunks, looks_like_write, node_merge_cypher
 from kg.store.writer import read_graph, write_batch
 from tests.fixture_graph import tiny_graph
 
@@ -37,6 +37,42 @@ def test_injection_values_are_stored_and_returned_verbatim(store: GraphStore, va
     counts = store.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
     assert counts == 2  # the disease and the schema-version node: nothing deleted or created
     assert store.read("MATCH (p:Disease) WHERE p.id = $v RETURN p.id AS id", {"v": value}) == []
+
+
+#: strings that a hand-written Cypher literal would get wrong: quotes and backslashes in
+#: every order, control characters, text that reads like an escape, multi-code-point emoji
+HOSTILE = [
+    *INJECTIONS,
+    "'}) DETACH DELETE n //",
+    "ends in a backslash \\",
+    'a \\" b \\\\" c \\\\\\" d',
+    "\\u0041 and \\n are six and two characters, not escapes",
+    "control \x01\x07\x1b\x7f and \r\n\t\b\f",
+    "emoji 🧑🏽‍⚕️🏳️‍🌈 and \U0001f9e0, CJK 認知症, RTL עברית",
+    '{`id`: "x"} CYPHER rows=[] ',
+    "",
+]
+
+
+def test_hostile_strings_round_trip_through_batched_writes(store: GraphStore) -> None:
+    """Several ``$rows`` batches in one ``run_statements`` (the embedded store writes the
+    next batch's parameter header while one runs): every value reads back as written."""
+    rows = [
+        {"id": f"KGS:disease/h{i:02d}", "name": value, "synonyms": [value, "plain", value[::-1]]}
+        for i, value in enumerate(HOSTILE)
+    ]
+    statements = [(node_merge_cypher("Disease"), chunks(rows, 4))]
+    store.run_statements(statements, atomic=True)
+    got = store.read(
+        "MATCH (d:Disease) RETURN d.id AS id, d.name AS name, d.synonyms AS synonyms ORDER BY id"
+    )
+    assert got == rows
+    assert store.read("MATCH (n) RETURN count(n) AS n") == [{"n": len(HOSTILE) + 1}]
+    for value in HOSTILE:  # and each one, as a parameter, finds exactly its node
+        # (IN, not an equality on the indexed name: FalkorDB's index lookup misses "\x01")
+        cypher = "MATCH (d:Disease) WHERE $v IN d.synonyms RETURN d.id AS id"
+        found = store.read(cypher, {"v": value})
+        assert [r["id"] for r in found] == [r["id"] for r in rows if value in r["synonyms"]]
 
 
 def test_labels_and_types_only_from_the_allow_list() -> None:
