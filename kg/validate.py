@@ -44,20 +44,23 @@ Item = Entity | Relationship
 Rule = Callable[[GraphBatch], list[Problem]]
 
 
-def overlay(base: GraphBatch, top: GraphBatch) -> GraphBatch:
-    """``base`` with ``top`` written over it: same ids/identities are replaced."""
+def overlay(base: GraphBatch, *tops: GraphBatch) -> GraphBatch:
+    """``base`` with each of ``tops`` written over it in turn: same ids/identities are
+    replaced."""
     out = GraphBatch()
     for label, bucket in base.nodes.items():
         out.nodes[label] = dict(bucket)
     for rtype, rbucket in base.rels.items():
         out.rels[rtype] = dict(rbucket)
     out.locations = dict(base.locations)
-    for label, bucket in top.nodes.items():
-        out.nodes.setdefault(label, {}).update(bucket)
-    for rtype, rbucket in top.rels.items():
-        out.rels.setdefault(rtype, {}).update(rbucket)
-    out.locations.update(top.locations)
-    out.modules = {**base.modules, **top.modules}
+    out.modules = dict(base.modules)
+    for top in tops:
+        for label, bucket in top.nodes.items():
+            out.nodes.setdefault(label, {}).update(bucket)
+        for rtype, rbucket in top.rels.items():
+            out.rels.setdefault(rtype, {}).update(rbucket)
+        out.locations.update(top.locations)
+        out.modules.update(top.modules)
     return out
 
 

@@ -19,7 +19,6 @@ import gc
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import reduce
 from pathlib import Path
 
 import kg
@@ -276,7 +275,7 @@ def _check_and_write(
 ) -> tuple[list[SeedPart], list[Problem]]:
     parts = [part.name for part in built]
     if not errors(problems):
-        problems += validate(reduce(overlay, (p.batch for p in built), GraphBatch()), store)
+        problems += validate(overlay(GraphBatch(), *(p.batch for p in built)), store)
     # the identities each part adds or changes; None: all of them (a fresh graph holds none)
     pending: list[set[tuple[str, ...]] | None] = [None] * len(built)
     if not errors(problems) and holds_data(store):
