@@ -60,7 +60,7 @@ def child(way: str, db: Path) -> None:
 
     store = open_store(GraphSettings(uri=f"embedded:{db}"))
     started, cpu = time.perf_counter(), time.process_time()
-    built, _ = seed(store)
+    built, _ = seed(store, freeze=True)  # as `kgsynth kg seed` does: the child ends here
     out = {
         "seed_s": time.perf_counter() - started,
         "client_cpu_s": time.process_time() - cpu,

@@ -246,7 +246,7 @@ def seed_cmd(
         if unfinished is not None:
             err.print(f"{unfinished.message}: completing it now", markup=False)
         try:
-            built, warnings = seed(store, parts, progress, replace=replace)
+            built, warnings = seed(store, parts, progress, replace=replace, freeze=True)
         except ValidationFailed as exc:
             bar.stop()
             raise fail(exc.problems, "nothing was written") from None

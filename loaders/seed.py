@@ -219,6 +219,7 @@ def seed(
     progress: Progress | None = None,
     *,
     replace: bool = False,
+    freeze: bool = False,
 ) -> tuple[list[SeedPart], list[Problem]]:
     """Build every part, validate them together against the live graph, then write each.
 
@@ -226,7 +227,8 @@ def seed(
     change an item another (non-seed) module defines and ``replace`` is not set. Only
     what is added or changed is written, part by part, between a "writing" and a
     "complete" seed marker. Returns the parts and the warnings; seeding twice writes
-    nothing.
+    nothing. ``freeze``: for a process that ends after the seed (the CLI), see
+    ``_collector_paused``.
     """
 
     def tell(part: str, event: str) -> None:
@@ -235,7 +237,7 @@ def seed(
 
     built: list[SeedPart] = []
     problems: list[Problem] = []
-    with _collector_paused():
+    with _collector_paused(freeze):
         for name in parts:
             part, found = build_part(name)
             _own(part)
@@ -247,21 +249,24 @@ def seed(
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def _collector_paused(freeze: bool) -> Iterator[None]:
     """Pause Python's cyclic garbage collector while the block runs.
 
     A full seed builds millions of small objects and frees few: the collector's passes
     over them took about a third of the build's time. Reference counting still frees what
-    is dropped. At the end the objects still alive are frozen (``gc.freeze``) so that no
-    later pass walks them again (one would take about 2 s: the first one after the pause,
-    and again at exit); a seed leaves a few dozen unreachable objects behind, not more.
+    is dropped. With ``freeze`` the objects still alive at the end are frozen
+    (``gc.freeze``) so that no later pass walks them again (one would take about 2 s: the
+    first one after the pause, and again at exit); a seed leaves a few dozen unreachable
+    objects behind, not more. Only a process about to end should freeze: a long-lived one
+    (a test session, a server) would never reclaim cycles among the frozen objects.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         if was_enabled:
             gc.enable()
 
