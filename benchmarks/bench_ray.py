@@ -46,7 +46,16 @@ def main() -> None:
             settings = BackendSettings(kind="openai", model="bench", base_url=server.url)
             started = time.perf_counter()
             single = run_shard(
-                planner, 0, args.n, settings, root / "single.jsonl", params, config, None, False
+                planner,
+                0,
+                args.n,
+                settings,
+                root / "single.jsonl",
+                params,
+                config,
+                None,
+                None,
+                False,
             )
             one_process = single.ok / (time.perf_counter() - started)
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -55,7 +64,7 @@ def main() -> None:
                 out = root / f"ray-{workers}.jsonl"
                 started = time.perf_counter()
                 run = run_on_ray(
-                    planner, settings, out, params, config, None,
+                    planner, settings, out, params, config, None, None,
                     workers=workers, address=None, cache=False,
                 )  # fmt: skip
                 rates[workers] = sum(s.ok for s in run.shards) / (time.perf_counter() - started)
