@@ -9,8 +9,8 @@ with the same number of ordinary dualalign records (no patients) and with the na
 record planned alone (``planner.iter_specs(i, i + 1)``), so every visit samples its patient's
 whole history by itself; the naive lines are checked to be exactly the batched ones.
 
-Content: kg/seed/alzheimers.yaml, the Symptom Ontology symptoms and categories it points at and
-the ICD-10-CM codes it uses (with their ancestors), written into a fresh embedded store. Wall
+Content: the curated seed modules with the Symptom Ontology symptoms and ICD-10-CM codes they
+use (``loaders.seed.curated_with_codes``), written into a fresh embedded store. Wall
 clock; the median of ``--repeat`` runs. The load average is printed at the start and the end:
 figures taken on a busy machine are indicative only.
 
@@ -24,7 +24,6 @@ import gc
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -33,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from stores import embedded_store  # noqa: E402
+
 from engine.plan import (  # noqa: E402
     Planner,
     PlanRequest,
@@ -40,54 +41,12 @@ from engine.plan import (  # noqa: E402
     plan_lines,
     sampling_params,
 )
-from kg.batch import GraphBatch  # noqa: E402
-from kg.errors import ValidationFailed  # noqa: E402
-from kg.settings import GraphSettings  # noqa: E402
-from kg.store import GraphStore, open_store  # noqa: E402
+from kg.store import GraphStore  # noqa: E402
 from kg.store.writer import write_batch  # noqa: E402
-from kg.validate import errors  # noqa: E402
-from loaders.seed import build_part  # noqa: E402
+from loaders.seed import curated_with_codes  # noqa: E402
 
 ICD = "G30.9"
 SEED = 7
-
-
-def ad_content() -> GraphBatch:
-    """The Alzheimer module, the SYMP symptoms/categories it references (with their categories
-    and source) and the ICD-10-CM codes it uses with their ancestors and the catalogue's
-    sources: what planning G30.9 reads, and nothing else."""
-    part, problems = build_part("alzheimers")
-    if errors(problems):
-        raise ValidationFailed(problems)
-    batch = part.batch
-    symp = build_part("symp")[0].batch
-    known = {i for bucket in batch.nodes.values() for i in bucket}
-    ends = {i for bucket in batch.rels.values() for r in bucket.values() for i in (r.start, r.end)}
-    labels = ("Symptom", "SymptomCategory")
-    wanted = {i for i in ends - known if any(i in symp.nodes[label] for label in labels)}
-    links = [r for r in symp.rels["IN_CATEGORY"].values() if r.start in wanted]
-    wanted |= {r.end for r in links}
-    for label in labels:
-        for node_id in sorted(wanted & set(symp.nodes[label])):
-            batch.add_node(symp.nodes[label][node_id])
-    for link in links:
-        batch.add_rel(link)
-    catalogue = build_part("catalogue")[0].batch
-    for source in [*symp.nodes.get("Source", {}).values(), *catalogue.nodes["Source"].values()]:
-        batch.add_node(source)
-    parent = {r.end: r for r in catalogue.rels["PARENT_OF"].values()}
-    codes = {r.end for r in batch.rels.get("CODED_AS", {}).values()}
-    todo = list(codes)
-    while todo:
-        rel = parent.get(todo.pop())
-        if rel is not None and rel.start not in codes:
-            codes.add(rel.start)
-            todo.append(rel.start)
-    for code in sorted(codes):
-        batch.add_node(catalogue.nodes["IcdCode"][code])
-        if code in parent:
-            batch.add_rel(parent[code])
-    return batch
 
 
 def timed(fn: Callable[[], int], repeat: int) -> tuple[float, float]:
@@ -184,19 +143,15 @@ def main() -> None:
         f"naive={args.naive}, repeat={args.repeat}",
         flush=True,
     )
-    content = ad_content()
+    content = curated_with_codes()
     # Seeding loads the ICD-10-CM library (~650k objects) that ``kgsynth plan`` never loads;
     # kept out of the collector so its full collections scan what a planning process holds.
     gc.collect()
     gc.freeze()
-    with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(GraphSettings(uri=f"embedded:{tmp}/bench.db"))
-        try:
-            store.apply_schema()
-            write_batch(store, content)
-            bench(store, args)
-        finally:
-            store.close()
+    with embedded_store() as store:
+        store.apply_schema()
+        write_batch(store, content)
+        bench(store, args)
 
 
 if __name__ == "__main__":
