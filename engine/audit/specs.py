@@ -34,7 +34,7 @@ from pydantic_core import from_json
 from engine.audit.alignment import Tally, restriction
 from engine.audit.findings import AuditReport, Finding
 from engine.audit.gender import implied_sexes
-from engine.audit.timeline import Need, Timeline
+from engine.audit.timeline import MONTH_TOLERANCE, Need, Timeline
 from engine.errors import EngineError
 from engine.profile import DiseaseProfile, IcdRef, Target, load_profile
 from engine.recipes import get_recipe
@@ -44,8 +44,6 @@ from kg.store import GraphStore
 Record = dict[str, Any]
 #: An open age group (``85+``) is checked on its closed side only.
 _OPEN_SPAN = 200
-#: ``visit_months`` is written to 0.1 month.
-_MONTH_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -197,7 +195,7 @@ class DiseaseRules:
         else:
             months = float(visit_months)
             lo, hi = window["start_months"], window["end_months"]
-            if not lo - _MONTH_TOLERANCE <= months <= hi + _MONTH_TOLERANCE:
+            if not lo - MONTH_TOLERANCE <= months <= hi + MONTH_TOLERANCE:
                 out.append(
                     Finding(
                         rule="age",
@@ -206,8 +204,8 @@ class DiseaseRules:
                         f"[{lo:g}, {hi:g}) ({window['id']})",
                     )
                 )
-        first = floor(at_diagnosis + (months - _MONTH_TOLERANCE) / 12)
-        last = floor(at_diagnosis + 1 + (months + _MONTH_TOLERANCE) / 12)
+        first = floor(at_diagnosis + (months - MONTH_TOLERANCE) / 12)
+        last = floor(at_diagnosis + 1 + (months + MONTH_TOLERANCE) / 12)
         if not first <= age <= last:
             out.append(
                 Finding(
