@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -130,6 +131,27 @@ def wait_for(condition: object, what: str, limit: float = 120) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, f"never saw: {what}"
         time.sleep(0.05)
+
+
+def test_an_interrupted_neo4j_write_raises_the_interrupt_and_is_rolled_back(
+    neo4j_store: GraphStore,
+) -> None:
+    """Ctrl-C during a write: the interrupt itself comes out (not the driver's BufferError from
+    cleaning up a socket read cut short), and the write's transaction ends uncommitted."""
+    store = neo4j_store
+    fill(store)
+    slow_write = SLOW.replace("RETURN count(*)", "WITH count(*) AS n CREATE (:Symptom {n: n})")
+
+    def interrupt_once_running() -> None:
+        wait_for(lambda: running_on_neo4j(store), "the write running on Neo4j")
+        signal.raise_signal(signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        store.write(slow_write)
+    wait_for(lambda: not running_on_neo4j(store), "Neo4j ending the transaction")
+    assert store.read("MATCH (s:Symptom) RETURN count(s) AS n") == [{"n": 0}]
+    assert store.write("CREATE (:Symptom {id: 'KGS:symptom/after'})") == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

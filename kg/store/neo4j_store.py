@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import neo4j
-from neo4j import GraphDatabase, ManagedTransaction, Query, RoutingControl
+from neo4j import GraphDatabase, ManagedTransaction, Query, RoutingControl, unit_of_work
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -90,7 +90,7 @@ class Neo4jStore(GraphStore):
         cypher: str,
         params: Params | None,
         routing: RoutingControl,
-        metadata: dict[str, Any] | None = None,
+        metadata: dict[str, Any],
     ) -> Rows:
         try:
             timeout = self.settings.query_timeout if routing == RoutingControl.READ else None
@@ -106,24 +106,24 @@ class Neo4jStore(GraphStore):
             raise StoreConnectionError(f"lost Neo4j at {self.display_uri}: {err}") from None
         return [{k: _plain(v) for k, v in r.items()} for r in records]
 
-    def read(self, cypher: str, params: Params | None = None) -> Rows:
-        """Run in a worker thread, so that Ctrl-C / SIGTERM can end the query on the server.
+    def _off_main[T](self, work: Callable[[dict[str, Any]], T]) -> T:
+        """Run driver work in a worker thread, so that Ctrl-C / SIGTERM never lands inside the
+        driver's socket I/O (whose clean-up then fails with a BufferError instead).
 
-        Interrupted, the driver would roll back by first waiting for the query to finish;
-        instead the transaction (tagged with a token) is terminated from a second session.
+        Interrupted, the driver would wait for the query to finish; instead its transactions,
+        tagged with a token in their metadata, are terminated (rolled back) from a second
+        session, and the interrupt is raised.
         """
         token = uuid.uuid4().hex
         outcome: dict[str, Any] = {}
 
-        def work() -> None:
+        def run() -> None:
             try:
-                outcome["rows"] = self._execute(
-                    cypher, params, RoutingControl.READ, {"kgsynth_query": token}
-                )
+                outcome["value"] = work({"kgsynth_query": token})
             except BaseException as err:  # handed to the caller's thread below
                 outcome["error"] = err
 
-        worker = threading.Thread(target=work, name="kgsynth-neo4j-read", daemon=True)
+        worker = threading.Thread(target=run, name="kgsynth-neo4j", daemon=True)
         worker.start()
         try:
             while worker.is_alive():
@@ -137,8 +137,8 @@ class Neo4jStore(GraphStore):
             raise
         if "error" in outcome:
             raise outcome["error"]
-        rows: Rows = outcome["rows"]
-        return rows
+        value: T = outcome["value"]
+        return value
 
     def _terminate(self, token: str) -> None:
         """Terminate this process's transactions tagged with ``token`` (best effort)."""
@@ -157,12 +157,22 @@ class Neo4jStore(GraphStore):
             if ids:
                 session.run("TERMINATE TRANSACTIONS $ids", ids=ids).consume()
 
+    def read(self, cypher: str, params: Params | None = None) -> Rows:
+        return self._off_main(lambda meta: self._execute(cypher, params, RoutingControl.READ, meta))
+
     def write(self, cypher: str, params: Params | None = None) -> Rows:
-        return self._execute(cypher, params, RoutingControl.WRITE)
+        return self._off_main(
+            lambda meta: self._execute(cypher, params, RoutingControl.WRITE, meta)
+        )
 
     def run_statements(self, statements: Iterable[Statement], *, atomic: bool) -> None:
         stmts = list(statements)
+        self._off_main(lambda meta: self._run_statements(stmts, atomic, meta))
 
+    def _run_statements(
+        self, stmts: list[Statement], atomic: bool, metadata: dict[str, Any]
+    ) -> None:
+        @unit_of_work(metadata=metadata)
         def work(tx: ManagedTransaction, todo: list[Statement]) -> None:
             for cypher, batches in todo:
                 for rows in batches:
@@ -182,10 +192,16 @@ class Neo4jStore(GraphStore):
             raise StoreConnectionError(f"lost Neo4j at {self.display_uri}: {err}") from None
 
     def clear(self) -> None:
-        with self._driver.session(database=self.settings.database) as session:
-            session.run(
-                "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS"
-            ).consume()
+        def work(metadata: dict[str, Any]) -> None:
+            with self._driver.session(database=self.settings.database) as session:
+                session.run(
+                    Query(
+                        "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS",
+                        metadata=metadata,
+                    )
+                ).consume()
+
+        self._off_main(work)
         self.apply_schema()
 
     def schema_statements(self) -> list[str]:
