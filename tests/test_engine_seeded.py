@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import EngineError
 from engine.plan import Planner, PlanRequest
 from engine.spec import GenerationSpec
+from engine.thin import ThinPolicy
 from kg.batch import GraphBatch
 from kg.model import CodedAs, Presents, Symptom, SymptomCategory, TrajectoryWindow
 from kg.settings import GraphSettings
@@ -292,3 +294,40 @@ def test_medsyn_and_mh_reports_meet_core_criteria(seeded: GraphStore, facts: Fac
                 assert _violations(spec, facts, disease) == [], (code, recipe, spec.record_id)
             checked += 1
     assert checked >= 10
+
+
+#: Census 2000 adult shares (women, men) the seed weights the NCS-R-era figures with
+W, M = 0.517, 0.483
+
+
+@pytest.mark.parametrize(
+    ("code", "men"),
+    [
+        # relative incidence M:F 1.40 (McGrath et al. 2004)
+        ("F20.9", 1.40 * M / (1.40 * M + W)),
+        # lifetime prevalence F 0.9% / M 0.3%, F 1.5% / M 0.5% (Hudson et al. 2007)
+        ("F50.00", 0.3 * M / (0.3 * M + 0.9 * W)),
+        ("F50.20", 0.5 * M / (0.5 * M + 1.5 * W)),
+        # past-year prevalence F 3.4% / M 1.9% (NIMH, NCS-R)
+        ("F41.1", 1.9 * M / (1.9 * M + 3.4 * W)),
+    ],
+)
+def test_mh_report_personas_follow_the_cited_sex_figures(
+    seeded: GraphStore, code: str, men: float
+) -> None:
+    n = 4000
+    request = PlanRequest(recipe="mh_report", icd=(code,), n=n, seed=5, thin=ThinPolicy())
+    sexes = [
+        s.persona.get("sex") if s.persona else None for s in Planner(seeded, request).iter_specs()
+    ]
+    assert set(sexes) == {"female", "male"}
+    assert within_se(sexes.count("male"), n, men), (sexes.count("male") / n, men)
+    assert not within_se(sexes.count("male"), n, 0.5)  # a sex-blind persona would fail
+
+
+def test_a_disease_without_persona_figures_is_refused_as_thin(seeded: GraphStore) -> None:
+    request = PlanRequest(recipe="mh_report", icd=("F25.9",), n=10, seed=1, thin=ThinPolicy())
+    with pytest.raises(
+        EngineError, match=r"F25\.9 -> Schizoaffective.*no persona figures.*--allow-thin"
+    ):
+        Planner(seeded, request)
