@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from engine.errors import EngineError
 from engine.provenance import sha256_hex
 from kg.coherence import presents_frequency
+from kg.hpo_onset import onset_min_age
 from kg.icd import normalise_code
 from kg.model import icd_code_error
 from kg.queries import get_query
@@ -273,7 +274,7 @@ def load_profile(store: GraphStore, target: Target) -> DiseaseProfile:
             weight=_float(r["weight"]),
             frequency_class=r["frequency_class"],
             stage=_int(r["stage"]),
-            min_age=_int(r["min_age"]),
+            min_age=onset_min_age(_int(r["min_age"]), r["onset"]),
             max_age=_int(r["max_age"]),
             sex=r["sex"],
             categories=tuple(

@@ -292,8 +292,9 @@ class IsA(Relationship):
 class Presents(Curated, Relationship):
     """``weight``: frequency (share of patients with the symptom); absent with no
     ``frequency_class``: an unweighted association. ``stage``: earliest stage it shows.
-    ``onset`` (an HPO onset term id), ``sex`` (the row holds for that sex only) and
-    ``modifiers`` (HPO clinical modifier ids) keep an HPO annotation's qualifiers."""
+    ``onset`` (an HPO onset term id: the youngest visit age, kg.hpo_onset), ``sex`` (the row
+    holds for that sex only) and ``modifiers`` (HPO clinical modifier ids, not sampled) keep an
+    HPO annotation's qualifiers."""
 
     type: ClassVar[str] = "PRESENTS"
     ends: ClassVar[tuple[tuple[str, str], ...]] = (("Disease", "Symptom"),)

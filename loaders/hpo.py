@@ -13,9 +13,10 @@ HPO license forbids modified copies); diseases reach ICD-10-CM through the vendo
 - each positive phenotype row (aspect P) becomes ``PRESENTS``: an HPO frequency term gives
   its kgsynth class and that class's value (estimate), ``n/m`` and ``p%`` their value
   (measured; source: the row's reference), none leaves the row unweighted; ``onset``,
-  ``sex`` and ``modifiers`` are kept. ``NOT`` rows, the Excluded term and 0/m are skipped
-  and counted; several rows for one pair pool their fractions (estimate), else the most
-  precise row wins (fraction, percentage, term, none; the first in the file on a tie).
+  ``sex`` and ``modifiers`` are kept (the engine draws by sex and onset: kg.hpo_onset).
+  ``NOT`` rows, the Excluded term and 0/m are skipped and counted; several rows for one pair
+  pool their fractions (estimate), else the most precise row wins (fraction, percentage,
+  term, none; the first in the file on a tie).
 """
 
 from __future__ import annotations
