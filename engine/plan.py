@@ -143,7 +143,11 @@ class CompiledRecipe:
         )
         self.symptoms = (
             SymptomSampler(
-                profile, params.symptom_temperature, params.min_symptoms, params.max_symptoms
+                profile,
+                params.symptom_temperature,
+                params.min_symptoms,
+                params.max_symptoms,
+                params.symptom_draw,
             )
             if "symptoms" in parts
             else None

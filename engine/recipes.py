@@ -23,6 +23,7 @@ from engine.errors import EngineError
 from engine.outputs import OUTPUTS
 from engine.profile import DiseaseProfile
 from engine.provenance import sha256_hex
+from engine.samplers.medsyn import SymptomDraw
 from engine.samplers.patients import DAYS_PER_MONTH
 from engine.samplers.trajectory import WindowWeighting
 from engine.spec import DrugRef, GenerationSpec, Persona, RiskFactorRef, StyleRef
@@ -42,6 +43,8 @@ class RecipeParams(BaseModel):
     min_keywords: int = Field(0, ge=0)
     max_keywords: int = Field(30, ge=1)
     symptom_temperature: float = Field(1.0, gt=0)
+    #: ``softmax`` (MedSyn: k of the symptoms) or ``frequency`` (each at its own rate)
+    symptom_draw: SymptomDraw = "softmax"
     min_symptoms: int = Field(3, ge=1)
     max_symptoms: int = Field(6, ge=1)
     example_probability: float = Field(1.0, ge=0, le=1)

@@ -13,7 +13,9 @@ read here with PyYAML, not through the engine):
   at least 5 distinct symptoms occur across the records;
 * each symptom's inclusion rate, and the share of women, match their expectation within
   3 SE, family-wise over every comparison of the 24 conditions (Bonferroni, as in
-  tests/test_coherence_seeded.py).
+  tests/test_coherence_seeded.py);
+* with ``symptom_draw=frequency`` each symptom's inclusion rate is its curated frequency
+  (core-criterion members: plus the group's top-up), within the same family-wise limit.
 
 Expected inclusion follows the documented MedSyn rule (docs/recipes.md,
 engine/samplers/medsyn.py docstring), computed here from the YAML weights: ``k`` uniform on
@@ -312,6 +314,32 @@ def expectation(disease: Curated, personas: list[tuple[int, str]]) -> Expectatio
     return Expectation(mean, variance)
 
 
+def frequency_expectation(disease: Curated, personas: list[tuple[int, str]]) -> Expectation:
+    """The frequency draw by hand (docs/recipes.md): each symptom the persona may have at its
+    own frequency; a core group none of whose members was drawn adds member ``g`` with
+    probability ``w_g / w(the members the persona may have)`` (T = 1; disjoint groups)."""
+    c = content()
+    no_requirement = (None, None, None)
+    mean = dict.fromkeys(disease.weights, 0.0)
+    variance = dict.fromkeys(disease.weights, 0.0)
+    for (age, sex), count in Counter(personas).items():
+        w = {
+            s: f
+            for s, f in disease.weights.items()
+            if allowed(c.requirement.get(s, no_requirement), age, sex)
+        }
+        p = dict(w)
+        for members in disease.core.values():
+            group = {g: w[g] for g in members if g in w}
+            none = math.prod(1 - f for f in group.values())
+            for g, f in group.items():
+                p[g] += none * f / sum(group.values())
+        for s, ps in p.items():
+            mean[s] += count * ps
+            variance[s] += count * ps * (1 - ps)
+    return Expectation(mean, variance)
+
+
 # ------------------------------------------------------------------------------- the graph
 
 
@@ -355,8 +383,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
     s.close()
 
 
-def plan(store: GraphStore, code: str) -> list[dict[str, Any]]:
-    request = PlanRequest(recipe="medsyn", icd=(code,), n=N, seed=RUN_SEED, params=PARAMS)
+def plan(store: GraphStore, code: str, params: dict[str, Any] = PARAMS) -> list[dict[str, Any]]:
+    request = PlanRequest(recipe="medsyn", icd=(code,), n=N, seed=RUN_SEED, params=params)
     return [s.model_dump(mode="json") for s in Planner(store, request).iter_specs()]
 
 
@@ -457,3 +485,26 @@ def test_condition_plans_rich_aligned_records(store: GraphStore, code: str) -> N
     worst.append((abs(z_sex), "sex=female", women, N * p))
     worst.sort(reverse=True)
     assert worst[0][0] <= limit, f"|z| {worst[0][0]:.2f} > {limit:.2f}: {worst[:3]}"
+
+
+@pytest.mark.parametrize("code", list(CONDITIONS), ids=lambda c: f"{c}-{CONDITIONS[c]}")
+def test_the_frequency_draw_tracks_the_curated_frequencies(store: GraphStore, code: str) -> None:
+    """``symptom_draw=frequency``: each symptom's inclusion rate is its curated frequency
+    (core-criterion members a little more), not the MedSyn rule's pick of 3-6."""
+    disease = content().diseases[coded_disease(code)[0]]
+    members = [m for group in disease.core.values() for m in group]
+    assert len(members) == len(set(members)), "the rule by hand needs disjoint core groups"
+    specs = plan(store, code, {"symptom_draw": "frequency"})
+    personas = [(s["persona"]["age"], s["persona"]["attributes"]["sex"]) for s in specs]
+    seen = Counter(sym["id"] for s in specs for sym in s["symptoms"])
+    exp = frequency_expectation(disease, personas)
+    worst = []
+    for symptom, mean in exp.mean.items():
+        sd = math.sqrt(exp.variance[symptom])
+        if sd > 1e-9:
+            z = abs(seen[symptom] - mean) / sd
+        else:  # never (or always) drawable for these personas: the count is certain
+            z = 0.0 if seen[symptom] == round(mean) else math.inf
+        worst.append((z, symptom, seen[symptom], round(mean, 1)))
+    worst.sort(reverse=True)
+    assert worst[0][0] <= z_limit(), worst[:3]

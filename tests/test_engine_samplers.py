@@ -27,6 +27,7 @@ from engine.samplers.persona import PersonaSampler, age_range
 from engine.samplers.trajectory import TrajectorySampler, describe_window
 from tests.engine_graph import (
     AD,
+    AD_CORE,
     AD_SYMPTOMS,
     AGE_SHARES,
     FEMALE_SHARE,
@@ -418,6 +419,31 @@ def test_symptom_counts_are_uniform_and_distinct(profiles: dict[str, DiseaseProf
     assert {len(r) for r in flu} == {3}  # capped by the three symptoms the disease has
     with pytest.raises(EngineError):
         SymptomSampler(profiles[AD], temperature=0)
+
+
+def test_the_frequency_draw_includes_each_symptom_at_its_frequency(
+    profiles: dict[str, DiseaseProfile],
+) -> None:
+    n = 20_000
+    sampler = SymptomSampler(profiles[AD], min_symptoms=3, max_symptoms=6, draw="frequency")
+    chosen = sampler.sample(4, IDX[:n]).chosen
+    counts = Counter(s.id for record in chosen for s in record)
+    weight = {f"KGS:sym/fx-{k}": v[2] for k, v in AD_SYMPTOMS.items()}
+    core = {f"KGS:sym/fx-{k}" for k in AD_CORE["memory"]}
+    # a core member: its own rate, plus (no member drawn) x (its softmax share in the group)
+    none = np.prod([1 - weight[c] for c in core])
+    expected = {
+        i: w + (none * w / sum(weight[c] for c in core) if i in core else 0.0)
+        for i, w in weight.items()
+    }
+    assert expected["KGS:sym/fx-mood"] == 0.3  # by hand: not in the group
+    assert abs(expected["KGS:sym/fx-forgetful"] - (0.9 + 0.1 * 0.2 * 0.9 / 1.7)) < 1e-12
+    for i, p in expected.items():
+        assert within_se(counts[i], n, p, k=4.0), (i, counts[i] / n, p)
+    # k no longer applies: the count is a sum of independent draws, so some records have 2
+    sizes = Counter(len(r) for r in chosen)
+    assert sizes[2] > 0 and max(sizes) > 6
+    assert all(core & {s.id for s in r} for r in chosen)
 
 
 def test_code_weighting_formulas() -> None:

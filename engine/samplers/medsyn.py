@@ -12,6 +12,12 @@ draw. Core criteria: each group with no drawn member gets its highest-keyed memb
 from the softmax restricted to the group) in place of the lowest-keyed drawn symptom no
 group relies on (``engine.samplers.trajectory.meet_core``).
 
+``draw = "frequency"`` (kgsynth's, not MedSyn's): each symptom the persona may have is
+included independently with probability ``f_i``, so its inclusion rate is its frequency;
+``min_symptoms``, ``max_symptoms`` and ``T`` do not apply and a record may have no symptom.
+A core-criterion group with no member included gets its highest-keyed member added (nothing
+is replaced), so a member's rate is ``f_i + prod_j (1 - f_j) x softmax_i`` over the group.
+
 Codes: weights from a frequency ``f_c`` per code (the graph's Disease.prevalence):
 ``prevalence`` ``p_c ∝ f_c``; ``log-frequency`` ``p_c ∝ log(1 + f_c / f_min)`` (flattens the
 long tail, as MedSyn does for rare codes; scale-free through ``f_min``, the smallest positive
@@ -41,6 +47,7 @@ from engine.spec import ExampleRef, SymptomRef
 from kg.coherence import UNWEIGHTED_FREQUENCY
 
 CodeWeighting = Literal["prevalence", "log-frequency", "uniform"]
+SymptomDraw = Literal["softmax", "frequency"]
 
 
 def code_probabilities(freqs: list[float], mode: CodeWeighting) -> FloatArray:
@@ -77,6 +84,7 @@ class SymptomSampler:
         temperature: float = 1.0,
         min_symptoms: int = 3,
         max_symptoms: int = 6,
+        draw: SymptomDraw = "softmax",
     ) -> None:
         if temperature <= 0:
             raise EngineError(f"symptom temperature must be > 0, got {temperature}")
@@ -107,7 +115,9 @@ class SymptomSampler:
         self.core = core_groups(profile, [s.id for s in present])
         self.k_low = min(min_symptoms, len(present))
         self.k_high = min(max_symptoms, len(present))
-        self.n_uniforms = 1 + len(present)
+        self.draw = draw
+        # the frequency draw adds one inclusion uniform per symptom after the softmax's
+        self.n_uniforms = 1 + len(present) * (2 if draw == "frequency" else 1)
 
     def sample(
         self, run_seed: int, indices: IntArray, persona: PersonaBatch | None = None
@@ -122,6 +132,10 @@ class SymptomSampler:
             )
             keys = np.where(allowed, keys, -np.inf)
             k = np.minimum(k, np.isfinite(keys).sum(axis=1))
+        if self.draw == "frequency":
+            included = (u[:, 1 + p :] < self.frequencies[None, :]) & np.isfinite(keys)
+            add_core(included, keys, self.core)
+            return self._by_key(included, keys)
         top = self.k_high
         part = np.argpartition(-keys, top - 1, axis=1)[:, :top]
         rank = np.argsort(-np.take_along_axis(keys, part, axis=1), axis=1, kind="stable")
@@ -132,11 +146,24 @@ class SymptomSampler:
         taken = np.arange(top)[None, :] < k[:, None]
         chosen[np.nonzero(taken)[0], order[taken]] = True
         meet_core(chosen, keys, self.core, np.ones(n, dtype=bool))
+        return self._by_key(chosen, keys)
+
+    def _by_key(self, chosen: np.ndarray, keys: FloatArray) -> SymptomBatch:
+        """Each row's chosen symptoms, highest key first."""
         rows, cols = np.nonzero(chosen)
         by_key = np.lexsort((-keys[rows, cols], rows))
         flat = [self.refs[j] for j in cols[by_key].tolist()]
-        ends = np.cumsum(np.bincount(rows, minlength=n)).tolist()
+        ends = np.cumsum(np.bincount(rows, minlength=len(chosen))).tolist()
         return SymptomBatch([flat[a:b] for a, b in pairwise([0, *ends])])
+
+
+def add_core(chosen: np.ndarray, keys: FloatArray, groups: list[IntArray]) -> None:
+    """Give every row lacking a member of a group its highest-keyed drawable member
+    (``chosen`` in place; added, nothing replaced)."""
+    for cols in groups:
+        sub = keys[:, cols]
+        rows = np.nonzero(~chosen[:, cols].any(axis=1) & np.isfinite(sub).any(axis=1))[0]
+        chosen[rows, cols[np.argmax(sub[rows], axis=1)]] = True
 
 
 class ExampleSampler:
