@@ -17,18 +17,17 @@ from kg.batch import GraphBatch
 from kg.model import (
     CodedAs,
     Disease,
-    Entity,
     HasWindow,
     IcdCode,
     ParentOf,
     Presents,
     PrevalenceIn,
-    Relationship,
     Source,
     Stratum,
     Symptom,
     TrajectoryWindow,
 )
+from tests.engine_graph import add_items
 
 SRC = "KGS:source/coverage-fixture"
 T2D = "KGS:disease/cov-t2d"
@@ -94,33 +93,27 @@ STRATA = {
 }
 
 
-def _add(b: GraphBatch, *items: Entity | Relationship) -> None:
-    for item in items:
-        problem = b.add_node(item) if isinstance(item, Entity) else b.add_rel(item)
-        assert problem is None, problem
-
-
 def coverage_graph() -> GraphBatch:
     """The whole fixture (module docstring)."""
     b = GraphBatch()
-    _add(b, Source(id=SRC, citation="Coverage fixture (not real data)", year=2026))
+    add_items(b, Source(id=SRC, citation="Coverage fixture (not real data)", year=2026))
     for code, kind, parent, title in HEADINGS:
-        _add(b, IcdCode(id=f"ICD10CM:{code}", code=code, title=title, kind=kind))  # type: ignore[arg-type]
+        add_items(b, IcdCode(id=f"ICD10CM:{code}", code=code, title=title, kind=kind))  # type: ignore[arg-type]
         if parent:
-            _add(b, ParentOf(start=f"ICD10CM:{parent}", end=f"ICD10CM:{code}"))
+            add_items(b, ParentOf(start=f"ICD10CM:{parent}", end=f"ICD10CM:{code}"))
     for code, parent, title in CODES:
         kind = "category" if "." not in code else "code"
-        _add(b, IcdCode(id=f"ICD10CM:{code}", code=code, title=title, kind=kind))  # type: ignore[arg-type]
+        add_items(b, IcdCode(id=f"ICD10CM:{code}", code=code, title=title, kind=kind))  # type: ignore[arg-type]
         if parent:
-            _add(b, ParentOf(start=f"ICD10CM:{parent}", end=f"ICD10CM:{code}"))
+            add_items(b, ParentOf(start=f"ICD10CM:{parent}", end=f"ICD10CM:{code}"))
     for did, (name, prevalence, coded, weights, attributes, windows) in DISEASES.items():
         key = did.rsplit("/", 1)[1]
-        _add(b, Disease(id=did, name=name, prevalence=prevalence, source=SRC))
+        add_items(b, Disease(id=did, name=name, prevalence=prevalence, source=SRC))
         for code, primary in coded:
-            _add(b, CodedAs(start=did, end=f"ICD10CM:{code}", primary=primary))
+            add_items(b, CodedAs(start=did, end=f"ICD10CM:{code}", primary=primary))
         for i, w in enumerate(weights):
             sid = f"KGS:sym/{key}-{i}"
-            _add(
+            add_items(
                 b,
                 Symptom(id=sid, name=f"{name} symptom {i}"),
                 Presents(
@@ -134,14 +127,14 @@ def coverage_graph() -> GraphBatch:
         for attribute in attributes:
             for value, share in STRATA[attribute]:
                 stratum = f"KGS:str/{key}/{attribute}/{value}"
-                _add(
+                add_items(
                     b,
                     Stratum(id=stratum, attribute=attribute, value=value),
                     PrevalenceIn(start=did, end=stratum, share=share, source=SRC),
                 )
         for w in range(windows):
             wid = f"KGS:win/{key}-{w}"
-            _add(
+            add_items(
                 b,
                 TrajectoryWindow(
                     id=wid, name=f"window {w}", order=w, start_months=-12, end_months=0, source=SRC

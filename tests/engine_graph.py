@@ -107,14 +107,14 @@ AD_WINDOWS: dict[str, tuple[int, float, float, float, dict[str, float]]] = {
 JMIR = ["memory", "language", "visuospatial", "executive", "neuropsychiatric", "sleep"]
 
 
-def _add(b: GraphBatch, *items: Entity | Relationship) -> None:
+def add_items(b: GraphBatch, *items: Entity | Relationship) -> None:
     for item in items:
         problem = b.add_node(item) if isinstance(item, Entity) else b.add_rel(item)
         assert problem is None, problem
 
 
 def _alzheimer(b: GraphBatch) -> None:
-    _add(
+    add_items(
         b,
         Disease(
             id=AD,
@@ -167,18 +167,18 @@ def _alzheimer(b: GraphBatch) -> None:
     )
     for cat in ["cognitive", "functional", "neuropsychiatric", "concern"]:
         cid = f"KGS:cat/fx-da-{cat}"
-        _add(
+        add_items(
             b,
             SymptomCategory(id=cid, name=f"{cat} (dualalign)", scheme="dualalign"),
             Guideline(id=f"KGS:gl/fx-{cat}", title=cat, text=f"Label {cat} sentences."),
             GuidedBy(start=cid, end=f"KGS:gl/fx-{cat}"),
         )
     for cat in JMIR:
-        _add(b, SymptomCategory(id=f"KGS:cat/fx-jm-{cat}", name=cat, scheme="jmir-adrd"))
+        add_items(b, SymptomCategory(id=f"KGS:cat/fx-jm-{cat}", name=cat, scheme="jmir-adrd"))
     for key, (name, syns, weight, da, jm) in AD_SYMPTOMS.items():
         sid = f"KGS:sym/fx-{key}"
         lo, hi = AD_AGE_LIMITS.get(key, (None, None))
-        _add(
+        add_items(
             b,
             Symptom(
                 id=sid,
@@ -193,11 +193,11 @@ def _alzheimer(b: GraphBatch) -> None:
         )
     for group, members in AD_CORE.items():
         for m in members:
-            _add(b, CoreCriterion(start=AD, end=f"KGS:sym/fx-{m}", group=group))
+            add_items(b, CoreCriterion(start=AD, end=f"KGS:sym/fx-{m}", group=group))
     for key, (order, start, end, weight, freqs) in AD_WINDOWS.items():
         wid = f"KGS:win/fx-{key}"
         stage, density = AD_WINDOW_STAGES[key]
-        _add(
+        add_items(
             b,
             TrajectoryWindow(
                 id=wid,
@@ -213,18 +213,20 @@ def _alzheimer(b: GraphBatch) -> None:
             HasWindow(start=AD, end=wid),
         )
         for cat, f in freqs.items():
-            _add(b, Observes(start=wid, end=f"KGS:cat/fx-da-{cat}", frequency=f, source=SRC))
+            add_items(b, Observes(start=wid, end=f"KGS:cat/fx-da-{cat}", frequency=f, source=SRC))
         for i, cat in enumerate(JMIR):
-            _add(
+            add_items(
                 b,
                 Observes(
                     start=wid, end=f"KGS:cat/fx-jm-{cat}", frequency=0.1 + 0.05 * i, source=SRC
                 ),
             )
-    _add(b, Observes(start="KGS:win/fx-near", end="KGS:sym/fx-lost", frequency=0.05, source=SRC))
+    add_items(
+        b, Observes(start="KGS:win/fx-near", end="KGS:sym/fx-lost", frequency=0.05, source=SRC)
+    )
     for age, share in AGE_SHARES.items():
         aid = f"KGS:str/fx-age/{age}"
-        _add(
+        add_items(
             b,
             Stratum(id=aid, attribute="age_group", value=age),
             PrevalenceIn(start=AD, end=aid, share=share, source=SRC),
@@ -232,7 +234,7 @@ def _alzheimer(b: GraphBatch) -> None:
         for sex in ["female", "male"]:
             joint = share * (FEMALE_SHARE[age] if sex == "female" else 1 - FEMALE_SHARE[age])
             sid = f"KGS:str/fx-agesex/{age}-{sex}"
-            _add(
+            add_items(
                 b,
                 Stratum(id=sid, attribute="age_group&sex", value=f"{age}&{sex}"),
                 PrevalenceIn(start=AD, end=sid, share=round(joint, 6), source=SRC),
@@ -244,15 +246,15 @@ def _alzheimer(b: GraphBatch) -> None:
     ]:
         for value, share in shares.items():
             sid = f"KGS:str/fx-{attr}/{value}"
-            _add(
+            add_items(
                 b,
                 Stratum(id=sid, attribute=attr, value=value),
                 PrevalenceIn(start=AD, end=sid, share=share, source=SRC),
             )
     for rid, name in [("htn", "hypertension"), ("dm", "diabetes"), ("dep", "depression")]:
-        _add(b, RiskFactor(id=f"KGS:rf/fx-{rid}", name=name, kind="comorbidity"))
-    _add(b, RiskFactor(id="KGS:rf/fx-smoke", name="smoking", kind="exposure"))
-    _add(
+        add_items(b, RiskFactor(id=f"KGS:rf/fx-{rid}", name=name, kind="comorbidity"))
+    add_items(b, RiskFactor(id="KGS:rf/fx-smoke", name="smoking", kind="exposure"))
+    add_items(
         b,
         Risk(start=AD, end="KGS:rf/fx-htn", prevalence=0.73, source=SRC),
         Risk(
@@ -285,7 +287,7 @@ def _alzheimer(b: GraphBatch) -> None:
 
 
 def _mental_health(b: GraphBatch) -> None:
-    _add(
+    add_items(
         b,
         Disease(id=MDD, name="Fixture depressive episode", prevalence=0.08, source=SRC),
         Disease(id=GAD, name="Fixture generalized anxiety", prevalence=0.03, source=SRC),
@@ -316,16 +318,16 @@ def _mental_health(b: GraphBatch) -> None:
         ]
     ):
         sid = f"KGS:sym/fx-mh-{key}"
-        _add(
+        add_items(
             b,
             Symptom(id=sid, name=key.replace("-", " ")),
             InCategory(start=sid, end=f"KGS:cat/fx-mh-{cat}"),
         )
         for d in diseases:
-            _add(b, Presents(start=d, end=sid, weight=round(0.3 + 0.08 * i, 2), source=SRC))
+            add_items(b, Presents(start=d, end=sid, weight=round(0.3 + 0.08 * i, 2), source=SRC))
     for group, members in MDD_CORE.items():
         for m in members:
-            _add(b, CoreCriterion(start=MDD, end=f"KGS:sym/fx-mh-{m}", group=group))
+            add_items(b, CoreCriterion(start=MDD, end=f"KGS:sym/fx-mh-{m}", group=group))
     for order, title in enumerate(
         [
             "Identifying data",
@@ -335,7 +337,7 @@ def _mental_health(b: GraphBatch) -> None:
         ]
     ):
         gid = f"KGS:gl/fx-mdd-{order}"
-        _add(
+        add_items(
             b,
             Guideline(
                 id=gid,
@@ -347,7 +349,7 @@ def _mental_health(b: GraphBatch) -> None:
             GuidedBy(start=MDD, end=gid),
         )
     for order, title in enumerate(["Reason for referral", "History", "Formulation"]):
-        _add(
+        add_items(
             b,
             Guideline(
                 id=f"KGS:gl/fx-shared-{order}",
@@ -359,7 +361,7 @@ def _mental_health(b: GraphBatch) -> None:
         )
     for sex, share in [("female", 0.6), ("male", 0.4)]:
         sid = f"KGS:str/fx-mh-sex/{sex}"
-        _add(
+        add_items(
             b,
             Stratum(id=sid, attribute="sex", value=sex),
             PrevalenceIn(start=MDD, end=sid, share=share, source=SRC),
@@ -367,7 +369,7 @@ def _mental_health(b: GraphBatch) -> None:
 
 
 def _catalogue_only(b: GraphBatch) -> None:
-    _add(
+    add_items(
         b,
         Disease(id=FLU, name="Fixture influenza", xrefs=["DOID:8469"]),
         IcdCode(
@@ -389,7 +391,7 @@ def _catalogue_only(b: GraphBatch) -> None:
 def engine_graph() -> GraphBatch:
     """The whole engine fixture graph."""
     b = GraphBatch()
-    _add(b, Source(id=SRC, citation="Engine fixture figures (not real data)", year=2026))
+    add_items(b, Source(id=SRC, citation="Engine fixture figures (not real data)", year=2026))
     _alzheimer(b)
     _mental_health(b)
     _catalogue_only(b)

