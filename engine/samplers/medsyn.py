@@ -124,18 +124,18 @@ class SymptomSampler:
     ) -> SymptomBatch:
         n, p = len(indices), len(self.refs)
         u = stage_uniforms(run_seed, indices, Stage.SYMPTOMS, self.n_uniforms)
-        k = self.k_low + np.floor(u[:, 0] * (self.k_high - self.k_low + 1)).astype(np.int64)
         keys = self.logits[None, :] + gumbel(u[:, 1 : 1 + p])
         if persona is not None:
             allowed = requirement_mask(
                 self._min_age, self._max_age, self._sex_req, persona.ages, persona.sex
             )
             keys = np.where(allowed, keys, -np.inf)
-            k = np.minimum(k, np.isfinite(keys).sum(axis=1))
         if self.draw == "frequency":
             included = (u[:, 1 + p :] < self.frequencies[None, :]) & np.isfinite(keys)
             add_core(included, keys, self.core)
             return self._by_key(included, keys)
+        k = self.k_low + np.floor(u[:, 0] * (self.k_high - self.k_low + 1)).astype(np.int64)
+        k = np.minimum(k, np.isfinite(keys).sum(axis=1))  # capped by what the persona may have
         top = self.k_high
         part = np.argpartition(-keys, top - 1, axis=1)[:, :top]
         rank = np.argsort(-np.take_along_axis(keys, part, axis=1), axis=1, kind="stable")
